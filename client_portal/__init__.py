@@ -1,0 +1,1 @@
+"""The client side: the portal pages and the JSON API under /api/v1."""

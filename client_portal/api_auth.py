@@ -1,0 +1,44 @@
+"""Authentication for the JSON API: a client's bearer token or a client user's session."""
+
+from __future__ import annotations
+
+from flask import g, jsonify, request
+from flask_login import current_user
+
+from provider_app.accounts import token_client
+from provider_app.audit import record
+from provider_app.extensions import db
+from provider_app.vocab import Role
+
+
+def _error(status: int, message: str):
+    response = jsonify(error=message)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="throughline"'
+    return response
+
+
+def authenticate_api(roles: frozenset[Role]):
+    """Set ``g.api_client_id`` for the caller or answer 401/403 as JSON."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return _error(401, "use 'Authorization: Bearer <token>'")
+        token = token_client(value.strip())
+        if token is None:
+            record("auth.token_rejected", object_type="api_token", reason=request.path)
+            db.session.commit()
+            return _error(401, "invalid or revoked API token")
+        g.api_client_id = token.client_id
+        g.api_token_id = token.id
+        return None
+    if not current_user.is_authenticated:
+        return _error(401, "authentication required")
+    if current_user.client_id is None or not current_user.has_role(*roles):
+        record("access.denied", object_type="route", reason=f"API {request.path}")
+        db.session.commit()
+        return _error(403, "the API is for client users and client tokens")
+    g.api_client_id = current_user.client_id
+    return None

@@ -1,0 +1,73 @@
+"""Writing audit events: the one way any state change is recorded."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import has_request_context, request
+from flask_login import current_user
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from .db_types import utcnow
+from .extensions import db
+from .models import AuditEvent, User
+
+
+class AuditImmutableError(RuntimeError):
+    """Raised when code tries to change or delete an audit event."""
+
+
+def _request_ip() -> str | None:
+    if not has_request_context():
+        return None
+    return request.remote_addr
+
+
+def _current_actor_id() -> int | None:
+    if not has_request_context():
+        return None
+    user = current_user
+    return user.id if getattr(user, "is_authenticated", False) else None
+
+
+def record(
+    action: str,
+    *,
+    object_type: str,
+    object_id: int | None = None,
+    client_id: int | None = None,
+    actor: User | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    reason: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
+    """Add an audit event to the current transaction (it commits with the change)."""
+    event_row = AuditEvent(
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        client_id=client_id,
+        actor_id=actor.id if actor is not None else _current_actor_id(),
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        before=before,
+        after=after,
+        ip=_request_ip(),
+        at=at or utcnow(),
+    )
+    db.session.add(event_row)
+    return event_row
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_audit_changes(session: Session, flush_context, instances) -> None:
+    """Audit events are append-only for application code."""
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
+            raise AuditImmutableError("audit events cannot be changed or deleted")

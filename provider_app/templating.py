@@ -1,0 +1,65 @@
+"""Template helpers: navigation by role, time formatting and SLA badges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Flask
+from flask_login import current_user
+
+from .vocab import Role
+
+# (endpoint, label, roles allowed to see it)
+NAVIGATION: list[tuple[str, str, frozenset[Role]]] = [
+    ("provider.admin_home", "Admin", frozenset({Role.ADMIN})),
+    ("provider.board", "Board", frozenset({Role.TEAM_LEAD, Role.ADMIN})),
+    ("provider.my_work", "My work", frozenset({Role.SPECIALIST})),
+    ("qa.queue", "QA queue", frozenset({Role.QA_REVIEWER, Role.TEAM_LEAD})),
+    ("sla.escalations", "Escalations", frozenset({Role.TEAM_LEAD, Role.ADMIN})),
+    ("portal.home", "Home", frozenset({Role.CLIENT_ADMIN, Role.CLIENT_USER})),
+    ("portal.tasks", "Tasks", frozenset({Role.CLIENT_ADMIN, Role.CLIENT_USER})),
+]
+
+
+def nav_items() -> list[tuple[str, str]]:
+    if not current_user.is_authenticated:
+        return []
+    return [(ep, label) for ep, label, roles in NAVIGATION if current_user.has_role(*roles)]
+
+
+def relative_time(value: datetime | None, now: datetime | None = None) -> str:
+    """'in 3 h', '2 d ago' — short enough for a table cell."""
+    if value is None:
+        return "—"
+    now = now or datetime.now(UTC)
+    seconds = (value - now).total_seconds()
+    future = seconds >= 0
+    seconds = abs(seconds)
+    if seconds < 60:
+        text = "now"
+        return text
+    if seconds < 3600:
+        amount = f"{int(seconds // 60)} min"
+    elif seconds < 86400:
+        amount = f"{seconds / 3600:.0f} h"
+    else:
+        amount = f"{seconds / 86400:.0f} d"
+    return f"in {amount}" if future else f"{amount} ago"
+
+
+def format_dt(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def label(value: object) -> str:
+    return str(getattr(value, "value", value) or "").replace("_", " ")
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals.update(nav_items=nav_items, Role=Role)
+    app.jinja_env.filters.update(
+        relative=relative_time,
+        dt=format_dt,
+        label=label,
+        reject_page=lambda args: {k: v for k, v in args.items() if k != "page"},
+    )

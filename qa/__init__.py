@@ -1,0 +1,1 @@
+"""QA: sampling, the review queue, scorecards, disputes and calibration."""

@@ -1,0 +1,1 @@
+"""SLA: business calendars, task clocks, the sweep and escalation queues."""
