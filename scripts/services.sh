@@ -39,6 +39,9 @@ as_superuser() {
 if [ "$(as_superuser "select 1 from pg_roles where rolname='throughline'")" != "1" ]; then
   as_superuser "create role throughline login password 'throughline' createdb"
 fi
-if [ "$(as_superuser "select 1 from pg_database where datname='throughline_test'")" != "1" ]; then
+# The test database belongs to the test role; one left by another owner is recreated.
+owner=$(as_superuser "select pg_get_userbyid(datdba) from pg_database where datname='throughline_test'")
+if [ "$owner" != "throughline" ]; then
+  [ -n "$owner" ] && as_superuser "drop database throughline_test with (force)"
   as_superuser "create database throughline_test owner throughline"
 fi
