@@ -1,5 +1,5 @@
 # The two commands a new user needs: `make run` and `make test`.
-.PHONY: run test install worker scheduler lint migrate
+.PHONY: run test install worker scheduler lint migrate run-prod load-test
 
 run:            ## run the app with demo data on http://127.0.0.1:5000
 	scripts/run.sh
@@ -21,3 +21,10 @@ lint:
 
 migrate:        ## apply migrations to DATABASE_URL (default SQLite under instance/)
 	.venv/bin/flask --app wsgi db upgrade
+
+run-prod:       ## production topology: migrate, gunicorn, RQ workers, one scheduler (needs DATABASE_URL)
+	scripts/bootstrap.sh
+	scripts/run_prod.sh
+
+load-test:      ## locust against two gunicorn instances on 1,000,000 tasks (docs/PERFORMANCE.md)
+	scripts/load_test.sh

@@ -6,17 +6,21 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from flask import current_app, url_for
+from sqlalchemy import func, select, update
+
+from sla.models import OutboxEmail
 
 from .audit import record
 from .db_types import utcnow
 from .extensions import db
-from .models import ApiToken, Client, User, UserRole
+from .models import ApiToken, Client, PasswordResetToken, User, UserRole
 from .passwords import hash_password, password_problem, verify_password
 from .vocab import CLIENT_ROLES, PROVIDER_ROLES, Role
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 TOKEN_PREFIX = "tl_"  # noqa: S105 - a label, not a secret
 
 
@@ -82,40 +86,95 @@ def create_user(
 
 
 def authenticate(email: str, password: str) -> tuple[User | None, str | None]:
-    """Check a sign-in; returns (user, None) or (None, message). Audited; locks after 5."""
+    """Check the password step of a sign-in; returns (user, None) or (None, message).
+
+    Audited. Failures count towards the lock-out (see ``register_failure``); the
+    count is cleared only when the whole sign-in, MFA included, succeeds.
+    """
     from .passwords import dummy_verify
 
     user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
-    now = utcnow()
     if user is None:
         dummy_verify(password)
         record("auth.login_failed", object_type="user", reason="unknown e-mail")
         return None, "Wrong e-mail or password."
-    if user.locked_until and user.locked_until > now:
+    if is_locked(user):
         record("auth.login_locked", object_type="user", object_id=user.id, client_id=user.client_id)
-        return None, "This account is locked after repeated failures; try again in 15 minutes."
+        return None, LOCKED_MESSAGE
     if not user.active or not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        reason = "inactive" if not user.active else "wrong password"
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + LOCKOUT
-            user.failed_logins = 0
-            reason += "; account locked"
-        record(
-            "auth.login_failed",
-            object_type="user",
-            object_id=user.id,
-            client_id=user.client_id,
-            reason=reason,
-        )
+        register_failure(user, "inactive" if not user.active else "wrong password")
         return None, "Wrong e-mail or password."
+    record("auth.password_ok", object_type="user", object_id=user.id,
+           client_id=user.client_id, actor=user)
+    return user, None
+
+
+LOCKED_MESSAGE = "This account is locked after repeated failures; try again in 15 minutes."
+
+
+def is_locked(user: User) -> bool:
+    return user.locked_until is not None and user.locked_until > utcnow()
+
+
+def register_failure(user: User, reason: str) -> bool:
+    """Count a failed password or MFA code; the fifth locks the account and e-mails its owner.
+
+    Returns True when this failure locked the account.
+    """
+    user.failed_logins += 1
+    locked = user.failed_logins >= MAX_FAILED_LOGINS
+    if locked:
+        user.locked_until = utcnow() + LOCKOUT
+        user.failed_logins = 0
+        _lockout_notice(user, second_factor="MFA" in reason)
+        reason += "; account locked"
+    record("auth.login_failed", object_type="user", object_id=user.id,
+           client_id=user.client_id, reason=reason)
+    return locked
+
+
+def record_login(user: User, *, mfa: bool) -> None:
+    """The whole sign-in succeeded: clear the failure count and audit it."""
     user.failed_logins = 0
     user.locked_until = None
-    user.last_login_at = now
-    record(
-        "auth.login", object_type="user", object_id=user.id, client_id=user.client_id, actor=user
+    user.last_login_at = utcnow()
+    record("auth.login", object_type="user", object_id=user.id, client_id=user.client_id,
+           actor=user, after={"mfa": mfa})
+
+
+def link(endpoint: str, **values) -> str:
+    """An absolute link for an e-mail (a path when there is no request or SERVER_NAME)."""
+    try:
+        return url_for(endpoint, _external=True, **values)
+    except RuntimeError:
+        return endpoint
+
+
+def notify(user: User, subject: str, body: str) -> OutboxEmail:
+    """Queue an e-mail to ``user`` in the outbox; it is sent after this transaction commits."""
+    mail = OutboxEmail(to_address=user.email, subject=subject, body=body)
+    db.session.add(mail)
+    return mail
+
+
+def _lockout_notice(user: User, *, second_factor: bool) -> None:
+    cause = (
+        "your password was entered correctly but the authentication code was wrong "
+        "five times. Someone may know your password: change it as soon as you can."
+        if second_factor
+        else "the wrong password was entered five times."
     )
-    return user, None
+    notify(
+        user,
+        "Your Throughline account was locked",
+        f"Hello {user.name},\n\n"
+        f"We locked your Throughline account for {int(LOCKOUT.total_seconds() // 60)} minutes "
+        f"because {cause}\n\n"
+        "If this was you, wait and sign in again. If it was not, reset your password:\n"
+        f"{link('auth.forgot_password')}\n\n"
+        "This notice was sent automatically; nobody from Throughline will ask for your "
+        "password or codes.\n",
+    )
 
 
 def _digest(token: str) -> str:
@@ -152,8 +211,13 @@ def token_client(plain: str) -> ApiToken | None:
     token = db.session.scalar(
         select(ApiToken).where(ApiToken.token_hash == _digest(plain), ApiToken.revoked_at.is_(None))
     )
-    if token is not None:
-        token.last_used_at = utcnow()
+    now = utcnow()
+    if token is not None and (
+        token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION
+    ):
+        # At most one write a minute per token: concurrent API calls would otherwise
+        # queue on this row's lock on every request.
+        token.last_used_at = now
     return token
 
 
@@ -166,3 +230,119 @@ def revoke_token(token: ApiToken, *, actor: User | None = None) -> None:
         client_id=token.client_id,
         actor=actor,
     )
+
+
+# --- changing and resetting passwords --------------------------------------
+
+
+class PasswordError(ValueError):
+    """A password change or reset that cannot be done, phrased for the person asking."""
+
+
+RESET_INVALID = "This reset link is invalid, already used or expired; ask for a new one."
+
+
+def _set_password(user: User, new_password: str) -> None:
+    """Store a new password and end every other session of the user (epoch bump)."""
+    if problem := password_problem(new_password):
+        raise PasswordError(problem)
+    if verify_password(user.password_hash, new_password):
+        raise PasswordError("Choose a password different from the current one.")
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = utcnow()
+    user.session_epoch += 1
+
+
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    """A signed-in person changes their password; the current one is required."""
+    if not verify_password(user.password_hash, current_password):
+        record("auth.password_change_failed", object_type="user", object_id=user.id,
+               client_id=user.client_id, actor=user, reason="wrong current password")
+        raise PasswordError("Your current password is not right.")
+    _set_password(user, new_password)
+    record("auth.password_changed", object_type="user", object_id=user.id,
+           client_id=user.client_id, actor=user)
+    notify(user, "Your Throughline password was changed",
+           f"Hello {user.name},\n\nThe password of your Throughline account was just changed "
+           "and your other sessions were signed out. If you did not do this, reset your "
+           "password now and tell your administrator.\n")
+
+
+def _reset_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def request_password_reset(email: str) -> None:
+    """E-mail a single-use reset link if ``email`` has an active account.
+
+    The caller shows the same answer either way, so the page never reveals which
+    addresses have accounts.
+    """
+    user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    if user is None or not user.active:
+        record("auth.password_reset_requested", object_type="user", reason="no active account")
+        return
+    now = utcnow()
+    # Only the newest link works: older unused ones are retired.
+    db.session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    token = secrets.token_urlsafe(32)
+    minutes = current_app.config["PASSWORD_RESET_MINUTES"]
+    db.session.add(PasswordResetToken(
+        user_id=user.id, token_hash=_reset_digest(token), created_at=now,
+        expires_at=now + timedelta(minutes=minutes),
+    ))
+    record("auth.password_reset_requested", object_type="user", object_id=user.id,
+           client_id=user.client_id)
+    notify(user, "Reset your Throughline password",
+           f"Hello {user.name},\n\nSomeone (hopefully you) asked to reset the password of "
+           f"your Throughline account. This link works once, for {minutes} minutes:\n\n"
+           f"{link('auth.reset_password_page', token=token)}\n\n"
+           "If you did not ask for it, ignore this e-mail: your password stays as it is.\n")
+
+
+def reset_token_user(token: str) -> User | None:
+    """The user a live reset token belongs to, or None (unknown, used or expired)."""
+    return db.session.scalar(
+        select(User)
+        .join(PasswordResetToken, PasswordResetToken.user_id == User.id)
+        .where(
+            PasswordResetToken.token_hash == _reset_digest(token),
+            PasswordResetToken.used_at.is_(None),
+            PasswordResetToken.expires_at > utcnow(),
+            User.active.is_(True),
+        )
+    )
+
+
+def reset_password(token: str, new_password: str) -> User:
+    """Set a new password from a reset link; the link is used up (atomically) on success.
+
+    The lock-out is lifted (the person proved they read the account's mailbox) but
+    MFA is not touched: the next sign-in still asks for the code.
+    """
+    user = reset_token_user(token)
+    if user is None:
+        record("auth.password_reset_failed", object_type="user", reason="invalid token")
+        raise PasswordError(RESET_INVALID)
+    _set_password(user, new_password)
+    claimed = db.session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.token_hash == _reset_digest(token),
+               PasswordResetToken.used_at.is_(None))
+        .values(used_at=utcnow())
+    ).rowcount
+    if claimed != 1:  # a concurrent request used it first
+        raise PasswordError(RESET_INVALID)
+    user.failed_logins = 0
+    user.locked_until = None
+    record("auth.password_reset", object_type="user", object_id=user.id,
+           client_id=user.client_id, actor=user)
+    notify(user, "Your Throughline password was reset",
+           f"Hello {user.name},\n\nThe password of your Throughline account was reset with "
+           "an e-mailed link and your sessions were signed out. If this was not you, tell "
+           "your administrator now.\n")
+    return user

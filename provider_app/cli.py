@@ -13,6 +13,14 @@ from .vocab import Role
 
 
 def register(app: Flask) -> None:
+    from .scale_seed import seed_scale_command
+
+    app.cli.add_command(seed_scale_command)  # seed-scale: capacity-test data (docs/DEPLOYMENT.md)
+    from .integrations.cli import COMMANDS as integration_commands
+
+    for command in integration_commands:  # smtp-intake, import-policies (docs/INTEGRATIONS.md)
+        app.cli.add_command(command)
+
     @app.cli.command("seed-demo")
     def seed_demo_command() -> None:
         """Load demo clients, staff, task types, SOPs, contracts and tasks (idempotent)."""

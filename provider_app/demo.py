@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 from datetime import UTC, date, time, timedelta
 
 from sqlalchemy import func, select
 
+from qa.demo_data import seed_qa
 from sla.clock import start_clock
 from sla.models import EscalationRule
+from sla.sweep import sweep
 
+from . import mfa
 from .accounts import create_user
 from .db_types import utcnow
 from .demo_catalogue import PRIORITY_FACTOR, SCORECARD, TASK_TYPES
@@ -141,13 +146,31 @@ def seed_clients(types: dict[str, TaskType]) -> list[Client]:
     return clients
 
 
+def demo_totp_secret(email: str) -> str:
+    """A fixed TOTP key per demo login, so the printed keys stay valid across re-seeding."""
+    digest = hashlib.sha256(f"throughline-demo-totp:{email}".encode()).digest()
+    return base64.b32encode(digest[:20]).decode()
+
+
+def _enrol_demo_mfa(user: User) -> str:
+    """Provider staff must use MFA: enrol demo staff with their fixed key (once)."""
+    secret = demo_totp_secret(user.email)
+    if not mfa.is_enabled(user):
+        user.mfa_secret = mfa.encrypt_secret(secret)
+        user.mfa_enabled_at = utcnow()
+    elif mfa.decrypt_secret(user.mfa_secret or "") != secret:
+        return "(set up by the user)"
+    return secret
+
+
 def seed_people(clients: list[Client]) -> tuple[list[User], list[str]]:
     logins: list[str] = []
 
     def add(email, roles, client=None, name=""):
         user, _ = _get_or_create_user(email, roles, client, name)
+        totp = f"  TOTP key {_enrol_demo_mfa(user)}" if client is None else ""
         logins.append(f"{email:38} {'/'.join(r.value for r in roles):24} "
-                      f"{client.code if client else 'provider'}")
+                      f"{client.code if client else 'provider'}{totp}")
         return user
 
     add("admin@throughline.test", [Role.ADMIN], name="Avery Admin")
@@ -185,6 +208,9 @@ def seed_people(clients: list[Client]) -> tuple[list[User], list[str]]:
         slug = client.code.lower()
         add(f"admin@{slug}.test", [Role.CLIENT_ADMIN], client, name=f"{client.name} admin")
         add(f"user@{slug}.test", [Role.CLIENT_USER], client, name=f"{client.name} user")
+    logins.append("Provider staff also enter a 6-digit code: add their TOTP key to an "
+                  "authenticator app, or print the current code with "
+                  "`flask --app wsgi totp-code --email EMAIL`.")
     db.session.flush()
     return specialists, logins
 
@@ -260,4 +286,15 @@ def seed_demo() -> list[str]:
     clients = seed_clients(types)
     specialists, logins = seed_people(clients)
     created = seed_tasks(clients, types, specialists)
-    return [f"{created} demo tasks created", *logins]
+    qa_summary = seed_qa()
+    return [f"{created} demo tasks created; {seed_escalations()}; {qa_summary}", *logins]
+
+
+def seed_escalations() -> str:
+    """Run the SLA sweep, so the demo has tasks at risk or breached and open escalations.
+
+    The sweep is idempotent: on a second run it finds nothing new to open.
+    """
+    result = sweep()
+    return (f"SLA sweep: {result.at_risk} at risk, {result.breached} breached, "
+            f"{result.opened} escalations opened")

@@ -18,6 +18,9 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from .extensions import db
+from .metrics import observe_job
+from .redis_connect import connect
+from .request_id import bind_job, current_request_id
 
 QUEUES = ("high", "default", "low")
 DEFAULT_TIMEOUT = 600
@@ -28,7 +31,11 @@ def redis_connection(app: Flask | None = None) -> Redis:
     app = app or current_app
     conn = app.extensions.get("throughline_redis")
     if conn is None:
-        conn = Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
+        conn = connect(  # a plain URL, or the Sentinel-elected master (redis_connect.py)
+            app.config["REDIS_URL"],
+            app.config.get("REDIS_SENTINELS", ""),
+            app.config.get("REDIS_SENTINEL_MASTER", "mymaster"),
+        )
         app.extensions["throughline_redis"] = conn
     return conn
 
@@ -54,19 +61,21 @@ def run_job(func_path: str, *args: Any, **kwargs: Any) -> Any:
     module_name, _, func_name = func_path.rpartition(".")
     func: Callable = getattr(importlib.import_module(module_name), func_name)
     if has_app_context():  # inline (tests, SimpleWorker in-process)
-        return _run_in_context(func, args, kwargs)
+        return _run_in_context(func_path, func, args, kwargs)
     with _app().app_context():
-        return _run_in_context(func, args, kwargs)
+        return _run_in_context(func_path, func, args, kwargs)
 
 
-def _run_in_context(func: Callable, args: tuple, kwargs: dict) -> Any:
-    try:
-        result = func(*args, **kwargs)
-        db.session.commit()
-        return result
-    except Exception:
-        db.session.rollback()
-        raise
+def _run_in_context(func_path: str, func: Callable, args: tuple, kwargs: dict) -> Any:
+    # Logs carry the enqueuing request's id; duration and failure feed /metrics.
+    with bind_job(), observe_job(func_path):
+        try:
+            result = func(*args, **kwargs)
+            db.session.commit()
+            return result
+        except Exception:
+            db.session.rollback()
+            raise
 
 
 def enqueue_now(
@@ -88,6 +97,7 @@ def enqueue_now(
         retry=Retry(max=3, interval=[10, 60, 300]),
         job_id=job_id,
         description=func_path,
+        meta={"request_id": current_request_id()} if current_request_id() else None,
     )
 
 

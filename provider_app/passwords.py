@@ -43,3 +43,4 @@ def password_problem(password: str) -> str | None:
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"Use at least {MIN_PASSWORD_LENGTH} characters."
     return None
+

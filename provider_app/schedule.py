@@ -24,7 +24,23 @@ class Periodic:
 
 
 PERIODIC: list[Periodic] = [
-    Periodic("outbox", "provider_app.jobs.ping", interval=3600, queue="low"),
+    Periodic("outbox", "sla.notify.send_outbox", interval=60, queue="low"),
+    Periodic("sla-sweep", "sla.sweep.run_sweep", interval=60, queue="high"),
+    Periodic("idempotency-purge", "provider_app.intake.idempotency.purge_expired_keys",
+             interval=3600, queue="low"),
+    Periodic("retention-purge", "provider_app.retention.purge_expired", cron="15 3 * * *",
+             queue="low", timeout=1800),
+    Periodic("export-expiry", "client_portal.data_export.expire_exports", cron="45 3 * * *",
+             queue="low"),
+    Periodic("qa-lot-sweep", "qa.lots.sweep", interval=600),
+    # Daily; stores last month's SLA report for clients whose first business day it is.
+    Periodic("sla-monthly-reports", "sla.reporting.jobs.monthly_reports", cron="0 6 * * *",
+             queue="low", timeout=3600),
+    Periodic("assignment-batch", "provider_app.assignment.batch.assign_batch_job", interval=60,
+             timeout=120),
+    Periodic("webhook-retry", "provider_app.integrations.delivery.retry_due", interval=60),
+    Periodic("webhook-catch-up", "provider_app.integrations.emit.catch_up", interval=60,
+             queue="low"),
 ]
 
 

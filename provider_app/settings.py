@@ -27,6 +27,14 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def wanted_log_format(env) -> str:
+    """``json`` or ``text``: an explicit LOG_FORMAT wins, production defaults to JSON."""
+    explicit = env.get("LOG_FORMAT", "").strip().lower()
+    if explicit in {"json", "text"}:
+        return explicit
+    return "json" if env.get("THROUGHLINE_ENV") == "production" else "text"
+
+
 def default_database_url(instance_path: Path) -> str:
     return f"sqlite:///{instance_path / 'throughline.db'}"
 
@@ -61,7 +69,23 @@ def from_environment(instance_path: Path) -> dict:
         "REMEMBER_COOKIE_SECURE": production,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
         "SESSION_IDLE_MINUTES": 30,
+        # Server-side sessions in Redis (REDIS_URL); PERMANENT_SESSION_LIFETIME is the
+        # absolute limit from sign-in, SESSION_IDLE_MINUTES the idle one.
+        "SESSION_KEY_PREFIX": "tl:session:",
         "WTF_CSRF_TIME_LIMIT": None,
+        # Multi-factor sign-in (TOTP) and password reset
+        "MFA_REQUIRED_FOR_PROVIDER": env.get("MFA_REQUIRED_FOR_PROVIDER", "1").lower()
+        not in {"0", "false", "no", "off"},
+        "MFA_ISSUER": env.get("MFA_ISSUER", "Throughline"),
+        # Fernet key for TOTP secrets at rest; derived from SECRET_KEY when unset.
+        "MFA_ENCRYPTION_KEY": env.get("MFA_ENCRYPTION_KEY", ""),
+        "MFA_RATE_LIMIT": env.get("MFA_RATE_LIMIT", "10 per minute"),
+        "PASSWORD_RESET_MINUTES": 60,
+        "PASSWORD_RESET_RATE_LIMIT": env.get("PASSWORD_RESET_RATE_LIMIT", "5 per minute"),
+        # Data retention and client exports
+        "RETENTION_BATCH_SIZE": 500,
+        "EXPORT_DIR": env.get("EXPORT_DIR", str(instance_path / "exports")),
+        "EXPORT_KEEP_DAYS": 7,
         # Rate limits (flask-limiter on the same Redis)
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI")
         or env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -69,16 +93,48 @@ def from_environment(instance_path: Path) -> dict:
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
         "TOKEN_RATE_LIMIT": env.get("TOKEN_RATE_LIMIT", "600 per minute"),
-        # argon2 cost; tests lower it
-        "ARGON2_TIME_COST": 3,
-        "ARGON2_MEMORY_COST": 65536,
+        # argon2 cost; tests lower it (the browser-test stack through the environment;
+        # production refuses less than OWASP's minimum, see check_production_safety)
+        "ARGON2_TIME_COST": int(env.get("ARGON2_TIME_COST", "3")),
+        "ARGON2_MEMORY_COST": int(env.get("ARGON2_MEMORY_COST", "65536")),
         "PAGE_SIZE": 25,
+        # Operations (docs/DEPLOYMENT.md): JSON logs, /metrics access, Redis Sentinel
+        "LOG_FORMAT": wanted_log_format(env),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
+        "SLOW_QUERY_MS": float(env.get("SLOW_QUERY_MS", "0") or 0),
+        "REDIS_SENTINELS": env.get("REDIS_SENTINELS", ""),
+        "REDIS_SENTINEL_MASTER": env.get("REDIS_SENTINEL_MASTER", "mymaster"),
+        # Integrations (docs/INTEGRATIONS.md): e-mail intake, webhooks, output packages
+        "INTAKE_DOMAIN": env.get("INTAKE_DOMAIN", "intake.localhost").strip().lower(),
+        "MAX_EMAIL_BYTES": int(env.get("MAX_EMAIL_MB", "25")) * 1024 * 1024,
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "WEBHOOK_ALLOW_LOOPBACK": env.get(
+            "WEBHOOK_ALLOW_LOOPBACK", "0" if production else "1"
+        ).lower() in {"1", "true", "yes", "on"},
+        "WEBHOOK_ENCRYPTION_KEY": env.get("WEBHOOK_ENCRYPTION_KEY", ""),
+        "WEBHOOK_TIMEOUT_SECONDS": float(env.get("WEBHOOK_TIMEOUT_SECONDS", "10")),
+        "WEBHOOK_MAX_ATTEMPTS": int(env.get("WEBHOOK_MAX_ATTEMPTS", "6")),
+        "WEBHOOK_BACKOFF_SECONDS": int(env.get("WEBHOOK_BACKOFF_SECONDS", "30")),
+        "WEBHOOK_DISABLE_AFTER": int(env.get("WEBHOOK_DISABLE_AFTER", "15")),
+        "OUTPUT_TASK_TYPES": frozenset(
+            code.strip().upper()
+            for code in env.get("OUTPUT_TASK_TYPES", "COI,ENDT_ADMIN,ENDT_COV,LOSSRUN").split(",")
+            if code.strip()
+        ),
+        "OUTPUT_LINK_DAYS": int(env.get("OUTPUT_LINK_DAYS", "7")),
     }
+    # Rate limits off only for test harnesses that sign in many times from one address.
+    # Set only when asked: Flask-Limiter keeps "enabled" on its one shared instance.
+    if "RATELIMIT_ENABLED" in env:
+        config["RATELIMIT_ENABLED"] = env["RATELIMIT_ENABLED"].lower() not in {
+            "0", "false", "no", "off"
+        }
     return config
 
 
 def check_production_safety(config: dict) -> None:
-    """Refuse to start in production with a missing or development secret."""
+    """Refuse to start in production with a missing or development secret, or weak hashing."""
     if config.get("ENV_NAME") != "production":
         return
     key = config.get("SECRET_KEY") or ""
@@ -87,4 +143,9 @@ def check_production_safety(config: dict) -> None:
             "THROUGHLINE_ENV=production needs SECRET_KEY set to a random value of "
             "at least 32 characters "
             "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')."
+        )
+    if config.get("ARGON2_TIME_COST", 3) < 2 or config.get("ARGON2_MEMORY_COST", 65536) < 19456:
+        raise ConfigError(
+            "THROUGHLINE_ENV=production refuses ARGON2_TIME_COST below 2 or "
+            "ARGON2_MEMORY_COST below 19456 (KiB), OWASP's minimum for argon2id."
         )

@@ -1,55 +1,54 @@
-"""The SLA clock of a task: due time from the contract, pauses, elapsed business time.
+"""The SLA clock of a task: due time from the contract, at-risk and breach instants, pauses.
 
 The lifecycle calls ``on_status_change`` on every transition; intake calls
 ``start_clock`` when a task is created. Calendars come from the client's
-calendar version effective on the day, so later changes never rewrite history.
+calendar version effective on the day the task was received, so later changes
+never rewrite history.
+
+Three instants are stored so the periodic sweep only compares indexed
+timestamps and never computes business time in SQL:
+
+* ``at_risk_at``: ``at_risk_pct`` of the target elapsed;
+* ``due_at``: the earliest instant the whole target has elapsed (can be a closing time);
+* ``breach_at``: the first instant with *more* business time than the target
+  elapsed. For a due time at closing that is just after the next opening, so a
+  task finished first thing next morning is on time, exactly as ``sla_outcome``
+  (business time elapsed against the target) decides at completion.
+
+A pause (``pending_client``) stops the clock; on resume every instant still
+ahead of the pause is pushed out by the business time the pause cost.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 from sqlalchemy import select
 
 from provider_app.extensions import db
-from provider_app.models import CalendarVersion, Client, Contract, SlaTarget, Task
-from provider_app.vocab import Priority, Status
+from provider_app.models import Client, Contract, SlaTarget, Task
+from provider_app.vocab import CLOSED_STATUSES, Priority, SlaState, Status
 
 from .calendar import BusinessCalendar
+from .calendars import calendar_from_version, version_on
 
 # Used when a contract names no target for a task type and priority.
 DEFAULT_TARGET_HOURS = 8.0
+DEFAULT_AT_RISK_PCT = 75.0
+# The smallest step of business time the calendar resolves (it counts microseconds).
+ONE_MICROSECOND = 1 / 3_600_000_000
 
 
-def _parse_hours(raw: dict) -> dict[int, list[tuple[time, time]]]:
-    return {
-        int(day): [(time.fromisoformat(a), time.fromisoformat(b)) for a, b in windows]
-        for day, windows in raw.items()
-    }
-
-
-def calendar_for(client: Client, on: date | None = None, *, calendar_hours: bool = False):
+def calendar_for(
+    client: Client, on: date | None = None, *, calendar_hours: bool = False
+) -> BusinessCalendar:
     """The client's business calendar effective on ``on`` (today when omitted)."""
     if calendar_hours:
         return BusinessCalendar.always(client.timezone)
-    on = on or date.today()
-    version = db.session.scalar(
-        select(CalendarVersion)
-        .where(CalendarVersion.client_id == client.id, CalendarVersion.effective_from <= on)
-        .order_by(CalendarVersion.effective_from.desc())
-        .limit(1)
-    )
+    version = version_on(client, on or date.today())
     if version is None:
         return BusinessCalendar(client.timezone)
-    if version.always_open:
-        return BusinessCalendar.always(version.timezone)
-    return BusinessCalendar(
-        version.timezone,
-        _parse_hours(version.hours),
-        version.holiday_country,
-        subdiv=version.holiday_subdiv,
-        closures=[date.fromisoformat(d) for d in version.closures or []],
-    )
+    return calendar_from_version(version)
 
 
 def active_contract(client_id: int, on: date | None = None) -> Contract | None:
@@ -80,29 +79,80 @@ def target_hours_for(contract: Contract | None, task_type_id: int, priority: Pri
     return hours if hours is not None else DEFAULT_TARGET_HOURS
 
 
-def task_calendar(task: Task):
-    """The calendar a task's clock runs on: fixed by the day it was received."""
-    contract = active_contract(task.client_id, task.received_at.date())
+def _calendar(task: Task, contract: Contract | None) -> BusinessCalendar:
     client = task.client or db.session.get(Client, task.client_id)
     return calendar_for(
         client, task.received_at.date(), calendar_hours=bool(contract and contract.calendar_hours)
     )
 
 
+def task_calendar(task: Task) -> BusinessCalendar:
+    """The calendar a task's clock runs on: fixed by the day it was received."""
+    return _calendar(task, active_contract(task.client_id, task.received_at.date()))
+
+
 def start_clock(task: Task) -> None:
-    """Set the task's SLA target and due time from its client's contract."""
+    """Set the task's target, at-risk, due and breach instants from its client's contract."""
     contract = active_contract(task.client_id, task.received_at.date())
-    task.sla_target_hours = target_hours_for(contract, task.task_type_id, task.priority)
-    task.due_at = task_calendar(task).add_business_hours(task.received_at, task.sla_target_hours)
+    calendar = _calendar(task, contract)
+    target = target_hours_for(contract, task.task_type_id, task.priority)
+    at_risk_pct = contract.at_risk_pct if contract is not None else DEFAULT_AT_RISK_PCT
+    task.sla_target_hours = target
+    task.at_risk_at = calendar.add_business_hours(task.received_at, target * at_risk_pct / 100)
+    task.due_at = calendar.add_business_hours(task.received_at, target)
+    task.breach_at = calendar.add_business_hours(task.due_at, ONE_MICROSECOND)
+    task.sla_state = SlaState.ON_TRACK
+    task.sla_paused_since = None
 
 
 def on_status_change(task: Task, from_status: Status, to_status: Status, at: datetime) -> None:
-    """Pause the clock in pending_client; on resume push the due time out by the pause."""
-    if to_status == Status.PENDING_CLIENT:
-        task.sla_paused_since = at
-    elif from_status == Status.PENDING_CLIENT and task.sla_paused_since is not None:
-        if task.due_at is not None and task.due_at > task.sla_paused_since:
-            calendar = task_calendar(task)
-            remaining = calendar.business_hours_between(task.sla_paused_since, task.due_at)
-            task.due_at = calendar.add_business_hours(at, remaining)
-        task.sla_paused_since = None
+    """Keep the clock in step with the lifecycle: pause, resume, and settle at the end.
+
+    The calendar and history queries run without autoflush, so the transition
+    is still written as one UPDATE (one version step) by the lifecycle's flush.
+    """
+    with db.session.no_autoflush:
+        if to_status in CLOSED_STATUSES:
+            _settle(task, to_status, at)
+        elif to_status == Status.PENDING_CLIENT:
+            task.sla_paused_since = at
+        elif from_status == Status.PENDING_CLIENT and task.sla_paused_since is not None:
+            _resume(task, at)
+
+
+def _resume(task: Task, at: datetime) -> None:
+    """Push every instant still ahead of the pause out by the business time it cost.
+
+    Instants already passed when the pause began stay where they are: that
+    threshold was crossed before the client was asked, and the sweep marks it
+    (if it has not already) on its next run.
+    """
+    calendar = task_calendar(task)
+    paused = task.sla_paused_since
+
+    def shift(instant: datetime | None) -> datetime | None:
+        if instant is None or instant <= paused:
+            return instant
+        return calendar.add_business_hours(at, calendar.business_hours_between(paused, instant))
+
+    task.at_risk_at = shift(task.at_risk_at)
+    task.due_at = shift(task.due_at)
+    task.breach_at = shift(task.breach_at)
+    task.sla_paused_since = None
+
+
+def _settle(task: Task, to_status: Status, at: datetime) -> None:
+    """Fix the outcome from the audited history and take the task out of the sweep."""
+    # Imported here: the outcome reads history through this module's calendars.
+    from .outcome import sla_outcome
+
+    if task.sla_target_hours is not None:
+        outcome = sla_outcome(task, at)
+        task.sla_elapsed_hours = outcome.elapsed_hours
+        if to_status == Status.COMPLETED:
+            task.sla_met = outcome.met
+            if not outcome.met:
+                task.sla_state = SlaState.BREACHED
+    task.at_risk_at = None
+    task.breach_at = None
+    task.sla_paused_since = None

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from provider_app.db_types import PublicId, UTCDateTime, new_public_id, str_enum, utcnow
 from provider_app.extensions import db
 from provider_app.vocab import EscalationReason
+
+# 1 team lead -> 2 operations manager -> 3 client account owner.
+TOP_LEVEL = 3
 
 
 class Escalation(db.Model):
@@ -27,6 +39,15 @@ class Escalation(db.Model):
             sqlite_where=text("resolved_at IS NULL"),
             postgresql_where=text("resolved_at IS NULL"),
         ),
+        # The sweep's level check: only escalations still waiting for someone.
+        Index(
+            "ix_escalations_waiting",
+            "level",
+            "level_changed_at",
+            sqlite_where=text("resolved_at IS NULL AND acknowledged_at IS NULL"),
+            postgresql_where=text("resolved_at IS NULL AND acknowledged_at IS NULL"),
+        ),
+        CheckConstraint(f"level BETWEEN 1 AND {TOP_LEVEL}", name="level_range"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,20 +64,42 @@ class Escalation(db.Model):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     level_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolution_note: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
     __mapper_args__ = {"version_id_col": version}
 
     task = relationship("Task")
+    client = relationship("Client")
     owner = relationship("User", foreign_keys=[owner_id])
+    opened_by = relationship("User", foreign_keys=[opened_by_id])
+    acknowledged_by = relationship("User", foreign_keys=[acknowledged_by_id])
+    resolved_by = relationship("User", foreign_keys=[resolved_by_id])
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    @property
+    def state(self) -> str:
+        """open / acknowledged / resolved, for people (queue badges, the client's view)."""
+        if self.resolved_at is not None:
+            return "resolved"
+        return "acknowledged" if self.acknowledged_at is not None else "open"
 
 
 class EscalationRule(db.Model):
     """Per client: raise the level when an escalation stays unacknowledged this long."""
 
     __tablename__ = "escalation_rules"
+    __table_args__ = (
+        CheckConstraint(f"from_level BETWEEN 1 AND {TOP_LEVEL - 1}", name="from_level_range"),
+        CheckConstraint("ack_minutes > 0", name="ack_minutes_positive"),
+        UniqueConstraint("client_id", "from_level"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
@@ -68,9 +111,13 @@ class Notification(db.Model):
     """An in-app notice for one user."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_user_read", "user_id", "read_at"),)
+    __table_args__ = (
+        Index("ix_notifications_user_read", "user_id", "read_at"),
+        Index("ix_notifications_user_created", "user_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(PublicId, unique=True, default=new_public_id)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"))
     text: Mapped[str] = mapped_column(Text)

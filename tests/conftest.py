@@ -49,6 +49,9 @@ def test_config(database_url: str, tmp: str) -> dict:
     }
 
 
+test_config.__test__ = False  # a helper other test modules import, not a test
+
+
 class AppClient(FlaskClient):
     """A test client that signs in without a password and adds the CSRF token."""
 
@@ -57,7 +60,8 @@ class AppClient(FlaskClient):
             session["_user_id"] = str(user.id)
             session["_fresh"] = True
             session["epoch"] = user.session_epoch
-            session["last_seen"] = time.time()
+            session["login_at"] = session["last_seen"] = time.time()
+            session["mfa"] = True  # signed in as if the second factor had been checked
             session["csrf_token"] = CSRF_RAW
             session.permanent = True
         return self
@@ -90,6 +94,19 @@ class _TestSession(scoped_session):
         self.registry().expire_all()
 
 
+@pytest.fixture(autouse=True)
+def _limiter_off():
+    """The Limiter object is shared by every app in the process, and any test that builds
+    an app with rate limits on turns them on for all of them: tests run with it off unless
+    they build their own limited app (tests/trust/test_rate_limits.py)."""
+    from provider_app.extensions import limiter
+
+    was_enabled = limiter.enabled
+    limiter.enabled = False
+    yield
+    limiter.enabled = was_enabled
+
+
 @pytest.fixture(scope="session")
 def app() -> Iterator[Flask]:
     tmp = tempfile.mkdtemp(prefix="throughline-files-")
@@ -97,7 +114,7 @@ def app() -> Iterator[Flask]:
     app.test_client_class = AppClient
     with app.app_context():
         _db.drop_all()
-        _db.create_all()
+        _db.create_all(bind_key=None)
     yield app
 
 

@@ -2,8 +2,11 @@
 
 import pytest
 
+from provider_app import create_app
 from provider_app.access import rule_for
+from provider_app.extensions import db as _db
 from provider_app.vocab import Role, Status
+from tests.conftest import test_config
 from tests.factories import gen_client, gen_task, gen_task_type, gen_token, gen_user
 
 
@@ -14,14 +17,15 @@ def test_every_endpoint_declares_an_access_rule(app):
     assert missing == [], f"endpoints without an access rule: {missing}"
 
 
-def test_an_endpoint_without_a_rule_is_denied(app, client):
-    app.add_url_rule("/__unguarded", "unguarded", lambda: "secret")
-    try:
-        response = client.get("/__unguarded")
-        assert response.status_code == 403
-        assert b"secret" not in response.data
-    finally:
-        app.view_functions.pop("unguarded")
+def test_an_endpoint_without_a_rule_is_denied(tmp_path):
+    # A fresh app: routes can only be added before an app serves its first request.
+    fresh = create_app(test_config(f"sqlite:///{tmp_path / 'deny.db'}", str(tmp_path)))
+    fresh.add_url_rule("/__unguarded", "unguarded", lambda: "secret")
+    with fresh.app_context():
+        _db.create_all(bind_key=None)
+    response = fresh.test_client().get("/__unguarded")
+    assert response.status_code == 403
+    assert b"secret" not in response.data
 
 
 PAGES = {

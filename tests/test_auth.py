@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from provider_app.models import AuditEvent
 from provider_app.vocab import Role
-from tests.factories import PASSWORD, gen_user
+from tests.factories import PASSWORD, gen_client, gen_user
 
 
 def sign_in(client, email, password):
@@ -14,10 +14,11 @@ def sign_in(client, email, password):
 
 
 def test_sign_in_with_the_right_password(client):
-    user = gen_user(Role.TEAM_LEAD)
+    # A client user: provider roles add the MFA step (tests/trust/test_mfa.py).
+    user = gen_user(Role.CLIENT_USER, gen_client())
     response = sign_in(client, user.email, PASSWORD)
     assert response.status_code == 302
-    assert client.get("/board").status_code == 200
+    assert client.get("/portal/").status_code == 200
 
 
 def test_wrong_password_is_refused_and_audited(client, db):

@@ -1,9 +1,20 @@
 """Every model, imported in one place so metadata (and Alembic) sees them all."""
 
-from qa.models import CalibrationSession, QaDispute, QaItemResult, QaReview, SamplingStratum
+from qa.models import (
+    CalibrationSession,
+    LotInspection,
+    QaDispute,
+    QaItemResult,
+    QaReview,
+    QaSamplingDecision,
+    SamplingStratum,
+)
 from sla.models import Escalation, EscalationRule, Notification, OutboxEmail
+from sla.reporting.models import StoredReport
 
-from .accounts import ApiToken, User, UserRole
+from ..intake.models import CsvImport
+from ..integrations import models as _integrations  # noqa: F401 - registers its tables
+from .accounts import ApiToken, MfaRecoveryCode, PasswordResetToken, User, UserRole
 from .audit import AuditEvent
 from .catalogue import ScorecardItem, Sop, SopStep, TaskType, TaskTypeSkill
 from .clients import CalendarVersion, Client
@@ -18,18 +29,23 @@ __all__ = [
     "CalibrationSession",
     "Client",
     "Contract",
+    "CsvImport",
     "Document",
     "Escalation",
     "EscalationRule",
     "IdempotencyKey",
     "JobProgress",
     "Lot",
+    "LotInspection",
     "Message",
+    "MfaRecoveryCode",
     "Notification",
     "OutboxEmail",
+    "PasswordResetToken",
     "QaDispute",
     "QaItemResult",
     "QaReview",
+    "QaSamplingDecision",
     "SamplingStratum",
     "ScorecardItem",
     "SlaTarget",
@@ -39,6 +55,7 @@ __all__ = [
     "StaffLicence",
     "StaffProfile",
     "StaffSkill",
+    "StoredReport",
     "Task",
     "TaskType",
     "TaskTypeSkill",

@@ -14,7 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..db_types import UTCDateTime, str_enum, utcnow
+from ..db_types import PublicId, UTCDateTime, new_public_id, str_enum, utcnow
 from ..extensions import db
 from ..vocab import CLIENT_ROLES, PROVIDER_ROLES, Role
 
@@ -35,6 +35,12 @@ class User(UserMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # TOTP multi-factor sign-in: the secret is stored encrypted (provider_app.mfa);
+    # mfa_last_step is the time step of the last accepted code, so a code is used once.
+    mfa_secret: Mapped[str | None] = mapped_column(String(255))
+    mfa_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mfa_last_step: Mapped[int | None] = mapped_column(Integer)
 
     client = relationship("Client")
     role_rows: Mapped[list[UserRole]] = relationship(
@@ -88,6 +94,8 @@ class ApiToken(db.Model):
     __table_args__ = (CheckConstraint("length(token_hash) = 64", name="hash_len"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Opaque id for URLs (revoking from the portal); never the token itself.
+    public_id: Mapped[str] = mapped_column(PublicId, unique=True, default=new_public_id)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     prefix: Mapped[str] = mapped_column(String(12))
@@ -98,3 +106,28 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     client = relationship("Client")
+
+
+class MfaRecoveryCode(db.Model):
+    """A single-use recovery code for a lost authenticator; only its SHA-256 is kept."""
+
+    __tablename__ = "mfa_recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PasswordResetToken(db.Model):
+    """A password-reset link sent by e-mail: single use, expires; only its SHA-256 is kept."""
+
+    __tablename__ = "password_reset_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -22,6 +22,7 @@ class AuditEvent(db.Model):
     __table_args__ = (
         Index("ix_audit_object", "object_type", "object_id", "at"),
         Index("ix_audit_client_at", "client_id", "at"),
+        Index("ix_audit_at", "at"),  # the admin audit page lists newest first
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..db_types import str_enum
+from ..db_types import PublicId, new_public_id, str_enum
 from ..extensions import db
 from ..vocab import Availability, StaffTier
 
@@ -28,6 +28,8 @@ class StaffProfile(db.Model):
     __table_args__ = (CheckConstraint("capacity >= 0", name="capacity_non_negative"),)
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    # Opaque id for URLs and forms (staff list, assign forms); never the user's integer id.
+    public_id: Mapped[str] = mapped_column(PublicId, unique=True, default=new_public_id)
     tier: Mapped[StaffTier] = mapped_column(str_enum(StaffTier, "staff_tier"))
     capacity: Mapped[int] = mapped_column(Integer, default=5)
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Kolkata")

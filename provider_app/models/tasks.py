@@ -13,15 +13,26 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..db_types import PublicId, UTCDateTime, new_public_id, str_enum, utcnow
 from ..extensions import db
-from ..vocab import MessageKind, Priority, SlaState, Status
+from ..vocab import PRIORITY_RANK, MessageKind, Priority, SlaState, Status
+
+
+def priority_order(priority: Priority | str | None) -> int:
+    """Queue sort key: 0 for urgent ... 3 for low, so one ascending index serves the claim order."""
+    return 3 - PRIORITY_RANK[Priority(priority or Priority.NORMAL)]
+
+
+def _priority_order_default(context) -> int:
+    """Column default for inserts that do not go through the validator (Core bulk inserts)."""
+    return priority_order(context.get_current_parameters().get("priority"))
 
 
 class Lot(db.Model):
@@ -52,8 +63,21 @@ class Task(db.Model):
         Index("ix_tasks_client_status", "client_id", "status"),
         Index("ix_tasks_assignee_status", "assignee_id", "status"),
         Index("ix_tasks_status_due", "status", "due_at"),
+        # The order claim_next and the lead board hand out queued work in.
+        Index("ix_tasks_claim_order", "status", "priority_order", "due_at", "id"),
         Index("ix_tasks_client_received", "client_id", "received_at"),
+        # SLA reports: a client's tasks completed in a period (percentiles, rework, drill-down).
+        Index("ix_tasks_client_completed", "client_id", "completed_at"),
+        # The SLA sweep's two range scans (sla/sweep.py): status in the key, so paused
+        # tasks past a threshold are skipped inside the index, not fetched and filtered.
+        Index("ix_tasks_sla_at_risk", "sla_state", "status", "at_risk_at"),
+        Index("ix_tasks_sla_breach", "sla_state", "status", "breach_at"),
         CheckConstraint("escalation_level BETWEEN 0 AND 3", name="escalation_level_range"),
+        CheckConstraint(
+            "priority_order = CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 "
+            "WHEN 'normal' THEN 2 ELSE 3 END",
+            name="priority_order_matches",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,6 +87,9 @@ class Task(db.Model):
     priority: Mapped[Priority] = mapped_column(
         str_enum(Priority, "priority"), default=Priority.NORMAL
     )
+    # Derived from priority (validator below, insert default, CHECK constraint): an integer
+    # sort key lets the claim query walk ix_tasks_claim_order instead of sorting every row.
+    priority_order: Mapped[int] = mapped_column(SmallInteger, default=_priority_order_default)
     external_ref: Mapped[str | None] = mapped_column(String(100))
     state: Mapped[str | None] = mapped_column(String(2))
     fields: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -81,6 +108,12 @@ class Task(db.Model):
         str_enum(SlaState, "sla_state"), default=SlaState.ON_TRACK
     )
     at_risk_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # First instant with MORE business time than the target elapsed (the next opening when
+    # due_at is a closing time); at_risk_at/breach_at are cleared when the task closes.
+    breach_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Outcome fixed at completion from the audited history (sla.outcome); None while open.
+    sla_met: Mapped[bool | None] = mapped_column(Boolean)
+    sla_elapsed_hours: Mapped[float | None] = mapped_column(Float)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -92,6 +125,8 @@ class Task(db.Model):
     waiting_reason: Mapped[str | None] = mapped_column(String(300))
     checklist: Mapped[dict] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Set when the retention job removed the payload (fields, documents, message text).
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
     __mapper_args__ = {"version_id_col": version}
@@ -101,6 +136,8 @@ class Task(db.Model):
     assignee = relationship("User", foreign_keys=[assignee_id])
     sop = relationship("Sop")
     lot = relationship("Lot")
+    # The open task intake matched this one against (flagged for the lead, never dropped).
+    duplicate_of = relationship("Task", remote_side=[id], foreign_keys=[duplicate_of_id])
     documents: Mapped[list[Document]] = relationship(
         back_populates="task", order_by="Document.uploaded_at"
     )
@@ -111,6 +148,12 @@ class Task(db.Model):
     @property
     def is_open(self) -> bool:
         return self.status not in (Status.COMPLETED, Status.CANCELLED)
+
+    @validates("priority")
+    def _sync_priority_order(self, _key: str, value: Priority | str) -> Priority | str:
+        if value in PRIORITY_RANK:
+            self.priority_order = priority_order(value)
+        return value
 
 
 class Document(db.Model):

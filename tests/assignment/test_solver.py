@@ -135,11 +135,72 @@ def test_weights_consume_capacity() -> None:
     _check_feasible(result, weights, capacity, pair_task, pair_staff, pair_cost)
 
 
-def test_heavier_class_is_served_first() -> None:
-    # Documented greedy: the weight-3 task takes the capacity even though the two weight-1
-    # tasks would have assigned more tasks in total.
+def test_heavier_class_is_served_first_within_a_band() -> None:
+    # First-fit decreasing inside one band: the weight-3 task takes the capacity even though the
+    # two weight-1 tasks would have assigned more tasks in total.
     result = solve_assignment(_arr(1, 3, 1), _arr(3), _arr(0, 1, 2), _arr(0, 0, 0), _arr(0, 0, 0))
     assert result.staff_for_task.tolist() == [-1, 0, -1]
+
+
+def test_urgent_light_task_is_not_displaced_by_routine_heavy_work() -> None:
+    # Heaviest-first over all tasks gave the only 3 units to the routine weight-3 task.
+    result = solve_assignment(
+        _arr(1, 3), _arr(3), _arr(0, 1), _arr(0, 0), _arr(0, 0), task_band=_arr(0, 1)
+    )
+    assert result.staff_for_task.tolist() == [0, -1]
+
+
+def test_balancing_spreads_work_over_equally_good_people() -> None:
+    # Four identical tasks, two identical people with room for all four: balance 2 + 2.
+    pair_task = _arr(0, 0, 1, 1, 2, 2, 3, 3)
+    pair_staff = _arr(0, 1, 0, 1, 0, 1, 0, 1)
+    result = solve_assignment(
+        np.ones(4, dtype=np.int64), _arr(4, 4), pair_task, pair_staff, np.zeros(8, dtype=np.int64),
+        balance_cost=1000,
+    )
+    assert np.bincount(result.staff_for_task, minlength=2).tolist() == [2, 2]
+
+
+def test_balancing_counts_work_already_held() -> None:
+    # Staff 0 already holds 3 of 4 units, staff 1 nothing: both new tasks go to staff 1.
+    result = solve_assignment(
+        _arr(1, 1), _arr(1, 4), _arr(0, 0, 1, 1), _arr(0, 1, 0, 1), _arr(0, 0, 0, 0),
+        staff_load=_arr(3, 0), balance_cost=1000,
+    )
+    assert result.staff_for_task.tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_balanced_costs_match_scipy(seed: int) -> None:
+    # Slot k of person j costs balance * (load_j + k + 1) / full_j on top of the pair cost;
+    # scipy sees each slot as its own column with that extra cost.
+    rng = np.random.default_rng(400 + seed)
+    eligible, costs, pair_task, pair_staff = _random_instance(rng, 9, 3, 0.7)
+    capacity = rng.integers(0, 4, 3)
+    load = rng.integers(0, 3, 3)
+    balance = 60
+    result = solve_assignment(
+        np.ones(9, dtype=np.int64), capacity, pair_task, pair_staff, costs[pair_task, pair_staff],
+        staff_load=load, balance_cost=balance,
+    )
+    columns = np.repeat(np.arange(3), capacity)
+    k = np.concatenate([np.arange(c) for c in capacity]).astype(np.int64)
+    full = load + capacity
+    slot = np.rint(balance * (load[columns] + k + 1) / np.maximum(full[columns], 1)).astype(int)
+    matrix = np.where(eligible[:, columns], costs[:, columns] + slot, INELIGIBLE)
+    rows, cols = linear_sum_assignment(matrix)
+    used = matrix[rows, cols] < INELIGIBLE
+    assert result.n_assigned == int(used.sum())
+    assigned = np.flatnonzero(result.staff_for_task >= 0)
+    staff = result.staff_for_task[assigned]
+    ours = int(costs[assigned, staff].sum())
+    # Slots are filled cheapest first, so person j's i-th task pays slot i.
+    for j in range(3):
+        taken = int(np.count_nonzero(staff == j))
+        ours += int(sum(
+            np.rint(balance * (load[j] + i + 1) / max(full[j], 1)) for i in range(taken)
+        ))
+    assert ours == int(matrix[rows, cols][used].sum())
 
 
 def test_empty_inputs() -> None:
@@ -164,6 +225,9 @@ def test_empty_inputs() -> None:
         ({"task_weights": np.ones((2, 1), dtype=np.int64)}, "one-dimensional"),
         ({"unassigned_penalty": _arr(1)}, "unassigned_penalty has 1"),
         ({"unassigned_penalty": _arr(1, -1)}, "unassigned_penalty"),
+        ({"task_band": _arr(0)}, "task_band has 1"),
+        ({"staff_load": _arr(-1)}, "staff_load"),
+        ({"balance_cost": MAX_COST + 1}, "balance_cost"),
     ],
 )
 def test_invalid_input_raises(kwargs: dict[str, np.ndarray], message: str) -> None:

@@ -1,0 +1,203 @@
+"""Requests per second of ``POST /api/v1/tasks`` under gunicorn on PostgreSQL, beside the floor.
+
+Run from the repository root (PostgreSQL and Redis on loopback, as ``make test`` starts them)::
+
+    .venv/bin/python benchmarks/bench_intake.py [--seconds 20] [--clients 8] [--workers 2]
+
+It creates its own database (``throughline_bench``; dropped again at the end), builds the
+schema, seeds the catalogue, a client with a contract and an API token, then serves
+
+* the real app (``wsgi:app``: token auth, rate limit, validation, idempotency key, SLA
+  clock, duplicate check, audit, queued transition, enqueue of the assignment job), and
+* the floor (``benchmarks/bare_insert_app.py``: one INSERT into the same ``tasks`` table),
+
+one after the other with the same gunicorn settings (sync workers), and drives each with
+the same closed-loop load: ``--clients`` threads, each sending one request at a time on
+its own loopback connection, for ``--seconds`` after a warm-up. Every intake request
+carries a fresh ``Idempotency-Key`` and reference, as a real integration would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+DB_NAME = "throughline_bench"
+GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+
+
+def recreate_database() -> str:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    return f"{PG}/{DB_NAME}"
+
+
+def drop_database() -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+
+
+def seed(database_url: str) -> dict:
+    """Schema, catalogue, the demo clients with contracts, and one API token."""
+    from provider_app import create_app
+    from provider_app.accounts import issue_token
+    from provider_app.demo import seed_catalogue, seed_clients
+    from provider_app.extensions import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": REDIS})
+    with app.app_context():
+        db.create_all()
+        types = seed_catalogue()
+        client = seed_clients(types)[0]
+        token, _ = issue_token(client, name="bench")
+        db.session.commit()
+        return {"token": token, "client_id": client.id, "task_type_id": types["DATA"].id}
+
+
+def start(target: str, port: int, env: dict, workers: int) -> subprocess.Popen:
+    log = open(f"/tmp/bench_intake_{port}.log", "w")  # noqa: SIM115 - lives with the server
+    proc = subprocess.Popen(
+        [GUNICORN, "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}",
+         "--backlog", "256", target],
+        cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=log,
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/ready" if "bare" in target else "/healthz")
+            if conn.getresponse().status < 500:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError(f"{target} did not start; see /tmp/bench_intake_{port}.log")
+
+
+def load(port: int, path: str, headers: dict, make_body, seconds: float, clients: int,
+         warmup: float) -> dict:
+    """Closed loop: each thread sends a request, waits for the answer, sends the next."""
+    stop_at = time.perf_counter() + warmup + seconds
+    measure_from = time.perf_counter() + warmup
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+
+    def worker(i: int) -> None:
+        n = 0
+        while (now := time.perf_counter()) < stop_at:
+            n += 1
+            body, extra = make_body(i, n)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                conn.request("POST", path, body=json.dumps(body),
+                             headers={"Content-Type": "application/json", **headers, **extra})
+                response = conn.getresponse()
+                response.read()
+                ok = response.status in (200, 201)
+            except OSError:
+                ok = False
+            finally:
+                conn.close()
+            if now >= measure_from:
+                if ok:
+                    latencies[i].append(time.perf_counter() - now)
+                else:
+                    errors[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done = [x for per in latencies for x in per]
+    done.sort()
+    return {
+        "rps": len(done) / seconds,
+        "ok": len(done),
+        "errors": sum(errors),
+        "p50_ms": 1000 * statistics.median(done) if done else float("nan"),
+        "p95_ms": 1000 * done[int(0.95 * (len(done) - 1))] if done else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+
+    database_url = recreate_database()
+    seeded = seed(database_url)
+    env = {"DATABASE_URL": database_url, "REDIS_URL": REDIS,
+           "RATELIMIT_STORAGE_URI": REDIS, "TOKEN_RATE_LIMIT": "10000000 per minute",
+           "LOG_LEVEL": "WARNING", "BENCH_CLIENT_ID": str(seeded["client_id"]),
+           "BENCH_TASK_TYPE_ID": str(seeded["task_type_id"])}
+    run = uuid.uuid4().hex[:6]
+
+    def intake_body(i: int, n: int):
+        ref = f"B{run}-{i}-{n}"
+        body = {"task_type": "DATA", "priority": "normal", "external_ref": ref, "state": "NY",
+                "fields": {"description": f"Key batch {ref}"}}
+        return body, {"Idempotency-Key": ref}
+
+    def bare_body(i: int, n: int):
+        ref = f"F{run}-{i}-{n}"
+        return {"external_ref": ref, "fields": {"description": f"Key batch {ref}"}}, {}
+
+    results = {}
+    try:
+        for name, target, port, path, headers, body in (
+            ("bare insert (floor)", "benchmarks.bare_insert_app:app", 8791, "/bare", {},
+             bare_body),
+            ("POST /api/v1/tasks", "wsgi:app", 8792, "/api/v1/tasks",
+             {"Authorization": f"Bearer {seeded['token']}"}, intake_body),
+        ):
+            proc = start(target, port, env, args.workers)
+            try:
+                results[name] = load(port, path, headers, body, args.seconds, args.clients,
+                                     args.warmup)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    finally:
+        if not args.keep_db:
+            drop_database()
+        from redis import Redis
+
+        Redis.from_url(REDIS).flushdb()
+
+    print(f"gunicorn {args.workers} sync workers, {args.clients} client threads, "
+          f"{args.seconds:g} s after {args.warmup:g} s warm-up, PostgreSQL + Redis on loopback, "
+          f"{os.cpu_count()} CPUs shared by server, database and load generator")
+    for name, r in results.items():
+        print(f"{name:22} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "
+              f"p95 {r['p95_ms']:6.1f} ms  ok {r['ok']}  errors {r['errors']}")
+    floor = results["bare insert (floor)"]["rps"]
+    intake = results["POST /api/v1/tasks"]["rps"]
+    print(f"ratio intake / floor: {100 * intake / floor:.0f} % (target >= 50 %)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""SLA report for one client with 1,000,000 tasks (PostgreSQL) beside its bare aggregate.
+
+Run from the repository root (PostgreSQL on 127.0.0.1:5432 as ``postgres``):
+
+    .venv/bin/python benchmarks/bench_reports.py [--tasks 1000000] [--runs 5] [--reload]
+
+Uses its own database (``throughline_bench_reports``), creates the schema from the models
+and loads the tasks with one ``INSERT ... SELECT ... generate_series``: a year (2025) of
+work for one client, 2 % cancelled, tasks received after 20 December still open, the rest
+completed with a stored outcome. The report is November 2025 (~83,000 tasks touch it).
+
+Printed (medians of ``--runs``):
+
+* bare: the grouped aggregate every count rests on (``metrics.counts_statement``) alone;
+* metrics: ``sla_report`` — that aggregate, the percentiles, rework, QA, escalations,
+  at-risk and credits (target: <= 2x bare and < 2 s);
+* pdf: rendering that report to PDF with WeasyPrint (target: < 5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from provider_app import create_app  # noqa: E402
+from provider_app.extensions import db  # noqa: E402
+from provider_app.models import Client, Task  # noqa: E402
+from provider_app.settings import normalise_database_url  # noqa: E402
+from sla.clock import active_contract  # noqa: E402
+from sla.reporting.metrics import (  # noqa: E402
+    aging_edges,
+    counts_statement,
+    instant_with_age,
+    report_calendar,
+    sla_report,
+)
+from sla.reporting.pdf import render_pdf  # noqa: E402
+from sla.reporting.period import Period  # noqa: E402
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/throughline_bench_reports"
+
+LOAD = """
+INSERT INTO tasks (public_id, client_id, task_type_id, priority, priority_order, fields,
+    status, source, received_at, due_at, breach_at, sla_target_hours, sla_state, sla_met,
+    sla_elapsed_hours, escalation_level, completed_at, rework_count, checklist, updated_at,
+    version)
+SELECT replace(gen_random_uuid()::text, '-', ''), :client, :task_type, 'normal', 2, '{}',
+    CASE WHEN i % 50 = 0 THEN 'cancelled'
+         WHEN r > timestamptz '2025-12-20' THEN 'in_progress' ELSE 'completed' END,
+    'api', r, r + interval '8 hours', r + interval '8 hours 1 microsecond', 8.0,
+    CASE WHEN i % 50 <> 0 AND r > timestamptz '2025-12-20' AND i % 7 = 0 THEN 'at_risk'
+         ELSE 'on_track' END,
+    CASE WHEN i % 50 = 0 OR r > timestamptz '2025-12-20' THEN NULL ELSE (i % 97) <= 80 END,
+    CASE WHEN i % 50 = 0 OR r > timestamptz '2025-12-20' THEN NULL ELSE (i % 97) / 10.0 END,
+    0,
+    CASE WHEN i % 50 <> 0 AND r > timestamptz '2025-12-20' THEN NULL
+         ELSE r + ((i % 20) || ' hours')::interval END,
+    0, '{}', r, 1
+FROM (SELECT i, timestamptz '2025-01-01' + (i * (31536000.0 / :n)) * interval '1 second' AS r
+      FROM generate_series(1, :n) AS i) AS g
+"""
+
+
+def ensure_database(url: str) -> None:
+    target = make_url(normalise_database_url(url))
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                           {"n": target.database}):
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+
+
+def load(total: int) -> Client:
+    from provider_app.demo import seed_catalogue
+    from tests.factories import gen_client, gen_contract
+
+    task_type = seed_catalogue()["DATA"]
+    client = gen_client("BENCH", tz="UTC", name="Bench Mutual")
+    gen_contract(client, {(task_type, "normal"): 8.0}, monthly_fee=50000,
+                 credit_scheme={"kind": "per_point", "pct_per_point": 1, "cap_pct": 10})
+    db.session.execute(text(LOAD), {"client": client.id, "task_type": task_type.id, "n": total})
+    db.session.commit()
+    db.session.execute(text("ANALYZE tasks"))
+    db.session.commit()
+    return client
+
+
+def timed(fn, runs: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+        db.session.rollback()
+    return statistics.median(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--reload", action="store_true")
+    args = parser.parse_args()
+    ensure_database(args.database_url)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": normalise_database_url(args.database_url),
+                      "SERVER_NAME": "localhost"})
+    with app.app_context():
+        if args.reload:
+            db.drop_all()
+        db.create_all()
+        client = db.session.scalar(select(Client).where(Client.code == "BENCH"))
+        if client is None:
+            client = load(args.tasks)
+        count = db.session.scalar(select(func.count()).select_from(Task)
+                                  .where(Task.client_id == client.id))
+        period = Period(date(2025, 11, 1), date(2025, 11, 30), "UTC")
+
+        def bare():
+            contract = active_contract(client.id, period.end)
+            calendar = report_calendar(client, period, contract)
+            labels, _ = aging_edges(calendar, period)
+            instants = [instant_with_age(calendar, period.hi, lo) for _, lo in labels[1:]]
+            return db.session.execute(counts_statement(client.id, period, instants)).all()
+
+        def bare_sql_only(stmt):
+            return lambda: db.session.execute(stmt).all()
+
+        contract = active_contract(client.id, period.end)
+        calendar = report_calendar(client, period, contract)
+        labels, _ = aging_edges(calendar, period)
+        instants = [instant_with_age(calendar, period.hi, lo) for _, lo in labels[1:]]
+        stmt = counts_statement(client.id, period, instants)
+        bare_sql_only(stmt)()  # warm the cache
+        t_bare, _ = timed(bare_sql_only(stmt), args.runs)
+        t_metrics, report = timed(lambda: sla_report(client, period), args.runs)
+        report = sla_report(client, period)
+        with app.test_request_context():
+            t_pdf, pdf = timed(lambda: render_pdf(report), max(1, args.runs // 2))
+        print(f"tasks for the client: {count:,}; touching November 2025: "
+              f"{report.total.received + report.total.open_at_end:,} (received "
+              f"{report.total.received:,}, completed {report.total.completed:,})")
+        print(f"bare aggregate (counts_statement):  {t_bare * 1000:8.1f} ms")
+        print(f"sla_report (all metrics + credits): {t_metrics * 1000:8.1f} ms "
+              f"= {t_metrics / t_bare:.2f}x bare (target <= 2x, < 2000 ms)")
+        print(f"PDF render:                         {t_pdf * 1000:8.1f} ms "
+              f"({len(pdf):,} bytes; target < 5000 ms)")
+
+
+if __name__ == "__main__":
+    main()

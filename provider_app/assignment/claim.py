@@ -1,0 +1,205 @@
+"""Pull mode: a specialist's "Get next" atomically claims the best task they may take.
+
+One claim is one unit of work, committed here. The eligibility rules run in SQL
+(:func:`~.eligibility.task_rules_sql`), inside the statement that claims, so the queue is
+walked in ``ix_tasks_claim_order`` order and the first task the person may take is the one
+claimed; no task is ever loaded into Python.
+
+PostgreSQL, one statement: lock the person's profile row (``FOR UPDATE``: two claims by the
+same person, say two tabs, cannot both spend their last capacity), check the person-level
+rules in SQL, pick ``FOR UPDATE SKIP LOCKED`` (concurrent claimers each lock a different row
+and never wait for one another), ``UPDATE ... WHERE status = 'queued'``, and insert the
+``queued -> assigned`` audit event exactly as ``lifecycle.transition`` writes it.
+
+SQLite: the person-level rules are checked in Python (no time-zone database in SQLite SQL) and
+the queue is peeked without a lock; that read transaction is ended, and the claim is one
+``UPDATE ... WHERE id = (SELECT ... LIMIT 1) AND status = 'queued' RETURNING`` which, as
+the first statement of its transaction, waits for and then holds the database write lock:
+pick, status guard and capacity guard are one atomic step. The audit event follows in the
+same transaction.
+
+Insurance-trained people are offered KPO work (and BPO work at risk of breaching) before
+routine BPO work, so their time goes where only they can help.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import cache
+
+from flask import has_request_context, request
+from sqlalchemy import Date, Row, TextClause, bindparam, insert, text
+from sqlalchemy.exc import OperationalError
+
+from ..database import is_sqlite
+from ..db_types import UTCDateTime, utcnow
+from ..extensions import db
+from ..lifecycle import can_transition
+from ..models import AuditEvent
+from ..vocab import Status
+from .eligibility import (
+    PERSON_ROW,
+    PERSON_ROW_CHECKED_PG,
+    load_person,
+    person_reasons,
+    task_rules_sql,
+)
+from .locking import is_retryable
+from .urgency import AT_RISK_HORIZON
+
+ATTEMPTS = 5
+REASON = "claimed with Get next"
+
+# The claim writes the status in one atomic UPDATE; it must remain a legal lifecycle move.
+if not can_transition(Status.QUEUED, Status.ASSIGNED):  # pragma: no cover
+    raise RuntimeError("the lifecycle no longer allows queued -> assigned")
+
+# Same definition as urgency.at_risk_clause: what an insurance-trained person gets first.
+_PREFERRED_WORK = """(p.tier <> 'insurance_trained' OR tt.tier = 'KPO'
+            OR t.sla_state IN ('at_risk', 'breached') OR t.at_risk_at <= :now
+            OR t.due_at <= :soon)"""
+_PICK = """
+    SELECT t.id FROM tasks t
+      JOIN task_types tt ON tt.id = t.task_type_id
+      CROSS JOIN ({person}) p
+     WHERE t.status = 'queued' AND {rules} AND {preference}
+     ORDER BY t.priority_order, t.due_at, t.id
+     LIMIT 1"""
+# A claim needed relaxation iff the person misses a skill of the task type (only optional
+# skills past their wait can be missed by a successful claim).
+_RELAXED = """EXISTS (SELECT 1 FROM task_type_skills k
+                 LEFT JOIN staff_skills s ON s.staff_id = :staff_id AND s.skill = k.skill
+                WHERE k.task_type_id = c.task_type_id AND COALESCE(s.level, 0) < k.min_level)"""
+_SET = """status = 'assigned', assignee_id = :staff_id, version = version + 1,
+          waiting_reason = NULL, updated_at = :now"""
+
+
+@cache
+def _statements(dialect: str) -> dict[str, TextClause]:
+    """The claim statements of a dialect, built and compiled once per process."""
+    binds = (bindparam("now", type_=UTCDateTime), bindparam("soon", type_=UTCDateTime),
+             bindparam("today", type_=Date))
+    rules = task_rules_sql(dialect)
+    if dialect == "postgresql":
+        person = PERSON_ROW_CHECKED_PG + " FOR UPDATE OF sp"
+        preferred, anything = (
+            _PICK.format(person=person, rules=rules, preference=preference)
+            + " FOR UPDATE OF t SKIP LOCKED"
+            for preference in (_PREFERRED_WORK, "TRUE")
+        )
+        # COALESCE evaluates its second sub-select only when the first finds nothing, so the
+        # fallback costs no extra round trip.
+        claim = f"""
+            WITH claimed AS (
+                UPDATE tasks SET {_SET}
+                 WHERE tasks.id = COALESCE(({preferred}), ({anything}))
+                   AND tasks.status = 'queued'
+             RETURNING tasks.id, tasks.client_id, tasks.task_type_id),
+            logged AS (
+                INSERT INTO audit_events (at, actor_id, client_id, object_type, object_id,
+                                          action, from_status, to_status, reason, after, ip)
+                SELECT :now, :staff_id, c.client_id, 'task', c.id, 'task.transition',
+                       'queued', 'assigned', '{REASON}', CAST(:after AS json), :ip
+                  FROM claimed c)
+            SELECT c.id, c.client_id, c.task_type_id, {_RELAXED} AS relaxed
+              FROM claimed c"""  # noqa: S608 - module constants only
+        return {"claim": text(claim).bindparams(*binds)}
+    relaxed = f"SELECT {_RELAXED} FROM (SELECT :task_type_id AS task_type_id) c"  # noqa: S608
+    statements: dict[str, TextClause] = {"relaxed": text(relaxed)}
+    for name, preference in (("preferred", _PREFERRED_WORK), ("anything", "TRUE")):
+        pick = _PICK.format(person=PERSON_ROW, rules=rules, preference=preference)
+        claim = f"""
+            UPDATE tasks SET {_SET}
+             WHERE id = ({pick}) AND status = 'queued'
+         RETURNING id, client_id, task_type_id"""  # noqa: S608 - module constants only
+        statements[f"peek_{name}"] = text(pick).bindparams(*binds)
+        statements[f"claim_{name}"] = text(claim).bindparams(*binds)
+    return statements
+
+
+def claim_next(staff_id: int) -> int | None:
+    """Claim the best eligible queued task for ``staff_id`` and return its id, or None.
+
+    None also when the user does not exist or is not an available, on-shift specialist.
+    Commits its own claim; call it with no other pending changes in the session.
+    """
+    for attempt in range(ATTEMPTS):
+        try:
+            task_id = _claim_sqlite(staff_id) if is_sqlite() else _claim_postgres(staff_id)
+            db.session.commit()
+            return task_id
+        except OperationalError as exc:
+            db.session.rollback()
+            if attempt == ATTEMPTS - 1 or not is_retryable(exc):
+                raise
+    return None  # pragma: no cover - the loop always returns or raises
+
+
+def _params(staff_id: int, now: datetime) -> dict:
+    return {"staff_id": staff_id, "now": now, "soon": now + AT_RISK_HORIZON,
+            "today": now.date()}
+
+
+def _claim_postgres(staff_id: int) -> int | None:
+    now = utcnow()
+    row = db.session.connection().execute(_statements("postgresql")["claim"], _params(
+        staff_id, now) | {"after": json.dumps({"assignee_id": staff_id}), "ip": _request_ip()}
+    ).first()
+    if row is None:
+        return None
+    if row.relaxed:
+        _audit_relaxed(row, staff_id, now)
+    return row.id
+
+
+def _claim_sqlite(staff_id: int) -> int | None:
+    now = utcnow()
+    person = load_person(staff_id)
+    if person is None or person_reasons(person, now):
+        return None
+    statements = _statements("sqlite")
+    params = _params(staff_id, now)
+    conn = db.session.connection()
+    passes = [name for name in ("preferred", "anything")
+              if conn.execute(statements[f"peek_{name}"], params).first()]
+    if not passes:
+        return None
+    # End the read transaction: an SQLite write after reads in one transaction fails at once
+    # if another writer committed in between; one that starts with the write waits its turn.
+    db.session.commit()
+    conn = db.session.connection()
+    for name in passes:
+        row = conn.execute(statements[f"claim_{name}"], params).first()
+        if row is not None:
+            _audit(row, staff_id, now)
+            relaxed = conn.execute(statements["relaxed"], {
+                "staff_id": staff_id, "task_type_id": row.task_type_id}).scalar()
+            if relaxed:
+                _audit_relaxed(row, staff_id, now)
+            return row.id
+    return None
+
+
+def _common(row: Row, staff_id: int, now: datetime) -> dict:
+    return {"at": now, "actor_id": staff_id, "client_id": row.client_id, "object_type": "task",
+            "object_id": row.id, "before": None, "ip": _request_ip()}
+
+
+def _audit(row: Row, staff_id: int, now: datetime) -> None:
+    """The lifecycle's transition event, as ``audit.record`` would write it."""
+    db.session.connection().execute(insert(AuditEvent.__table__), [_common(row, staff_id, now) | {
+        "action": "task.transition", "from_status": Status.QUEUED.value,
+        "to_status": Status.ASSIGNED.value, "reason": REASON,
+        "after": {"assignee_id": staff_id}}])
+
+
+def _audit_relaxed(row: Row, staff_id: int, now: datetime) -> None:
+    db.session.connection().execute(insert(AuditEvent.__table__), [_common(row, staff_id, now) | {
+        "action": "assignment.relaxed", "from_status": None, "to_status": None,
+        "reason": "optional skills dropped after waiting in the queue",
+        "after": {"assignee_id": staff_id, "rule": "optional_skills"}}])
+
+
+def _request_ip() -> str | None:
+    return request.remote_addr if has_request_context() else None

@@ -1,0 +1,95 @@
+"""Commit hooks: intake automation and webhook emission without touching other areas' code.
+
+Every area records what it does as audit rows (``audit.record``). After each flush we note
+the new rows that matter; just before the transaction commits we
+
+1. run the client's intake rules on tasks created through ``intake.service.create_task``
+   (audit ``task.create``) that nobody has run them on yet (e-mail intake runs them itself,
+   with the message's text), then
+2. write webhook deliveries for the events among the new rows (``emit``),
+
+so both happen in the same transaction as their cause, or not at all. A failure in either
+is logged and contained in a savepoint: it never makes the cause itself fail (the periodic
+catch-up emits missed events later). Audit rows inserted with set-based SQL are invisible
+here; ``emit.catch_up`` covers them.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from ..audit import record
+from ..extensions import db
+from ..models import AuditEvent, Task
+from . import automation, emit
+
+EVENTS_KEY = "integrations_event_rows"
+TASKS_KEY = "integrations_new_tasks"
+MAX_ROUNDS = 3
+
+
+@event.listens_for(Session, "after_flush")
+def _collect(session: Session, flush_context) -> None:
+    for obj in session.new:
+        if not isinstance(obj, AuditEvent) or obj.client_id is None:
+            continue
+        if obj.action == "task.create" and obj.object_id is not None:
+            session.info.setdefault(TASKS_KEY, []).append(obj.object_id)
+        if emit.event_for(obj.action, obj.from_status, obj.to_status):
+            session.info.setdefault(EVENTS_KEY, []).append((obj.id, obj.client_id))
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    if not (session.info.get(TASKS_KEY) or session.info.get(EVENTS_KEY)):
+        return
+    if not has_app_context() or session is not db.session():
+        return
+    for _ in range(MAX_ROUNDS):
+        task_ids = session.info.pop(TASKS_KEY, [])
+        for task_id in task_ids:
+            _automate(task_id)
+        rows = session.info.pop(EVENTS_KEY, [])
+        if rows:
+            _emit(rows)
+        if not (session.info.get(TASKS_KEY) or session.info.get(EVENTS_KEY)):
+            break
+
+
+@event.listens_for(Session, "after_commit")
+def _done(session: Session) -> None:
+    session.info.pop(automation.DONE_KEY, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, previous_transaction) -> None:
+    if not previous_transaction.nested:
+        for key in (TASKS_KEY, EVENTS_KEY, automation.DONE_KEY):
+            session.info.pop(key, None)
+
+
+def _automate(task_id: int) -> None:
+    task = db.session.get(Task, task_id)
+    if task is None or automation.already_applied(task):
+        return
+    try:
+        with db.session.begin_nested():
+            automation.apply_intake_rules(task, task.source)
+    except Exception as exc:
+        current_app.logger.exception("intake automation failed for task %s", task_id)
+        record("automation.failed", object_type="task", object_id=task_id,
+               client_id=task.client_id, reason=f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _emit(rows: list[tuple[int, int]]) -> None:
+    endpoints = emit.subscribed(client_id for _, client_id in rows)
+    ids = [audit_id for audit_id, client_id in rows if endpoints.get(client_id)]
+    if not ids:
+        return
+    try:
+        with db.session.begin_nested():
+            emit.emit_for_audit(ids)
+    except Exception:
+        current_app.logger.exception("webhook emission failed; the catch-up job retries")
