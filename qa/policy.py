@@ -48,6 +48,8 @@ from .sampling import AQL_VALUES, INSPECTION_LEVELS, fixed_rate_decision
 # refused (assignment.override), or optional skills were dropped after it waited
 # (assignment.relaxed). A task carrying one is always reviewed. See docs/QA.md.
 SLA_RELAXING_ACTIONS = ("sla.override", "assignment.override", "assignment.relaxed")
+# An intake automation rule asked for review (provider_app/integrations, docs/INTEGRATIONS.md).
+RULE_REQUIRED_ACTIONS = ("qa.required",)
 
 # Deficit correction of the stratified fixed rate: a stratum is never more than one sample
 # behind or ahead of rate x tasks (see stratified_decision).
@@ -100,6 +102,7 @@ class SamplingFacts:
     heightened_client: bool = False
     flagged_specialist: bool = False
     sla_overridden: bool = False
+    rule_required: bool = False
     prior_of_type: int = 0
     # None: no probation to serve; else passes in a row since the critical failure.
     passes_since_critical: int | None = None
@@ -229,6 +232,7 @@ _RISK_REASONS = {
     "heightened_client": "client on heightened review",
     "flagged_specialist": "specialist flagged for review by a lead",
     "sla_override": "SLA or assignment rules relaxed or overridden on this task",
+    "rule_required": "an intake automation rule requires review",
     "first_n": "specialist's first {n} tasks of this type",
     "probation": "after a critical failure, until {m} consecutive passes ({p} so far)",
 }
@@ -245,6 +249,8 @@ def risk_rules(facts: SamplingFacts, policy: EffectivePolicy) -> list[str]:
         fired.append("flagged_specialist")
     if facts.sla_overridden:
         fired.append("sla_override")
+    if facts.rule_required:
+        fired.append("rule_required")
     if facts.prior_of_type < policy.first_n:
         fired.append("first_n")
     if (
@@ -362,14 +368,18 @@ def passes_since_critical(specialist_id: int, task_type_id: int, needed: int) ->
     return run
 
 
-def sla_overridden(task_id: int) -> bool:
+def _task_has_action(task_id: int, actions: tuple[str, ...]) -> bool:
     return db.session.scalar(
         select(func.count()).select_from(AuditEvent).where(
             AuditEvent.object_type == "task",
             AuditEvent.object_id == task_id,
-            AuditEvent.action.in_(SLA_RELAXING_ACTIONS),
+            AuditEvent.action.in_(actions),
         )
     ) > 0
+
+
+def sla_overridden(task_id: int) -> bool:
+    return _task_has_action(task_id, SLA_RELAXING_ACTIONS)
 
 
 def lot_stopped(client_id: int, task_type_id: int) -> bool:
@@ -396,6 +406,7 @@ def gather_facts(task: Task, specialist_id: int | None, policy: EffectivePolicy)
         heightened_client=bool(client.heightened_review),
         flagged_specialist=bool(profile is not None and profile.flagged_for_review),
         sla_overridden=sla_overridden(task.id),
+        rule_required=_task_has_action(task.id, RULE_REQUIRED_ACTIONS),
         prior_of_type=(
             prior_tasks_of_type(specialist_id, task.task_type_id, task.id) if specialist_id else 0
         ),

@@ -24,6 +24,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload
 
 from provider_app.extensions import db
 from provider_app.models import Client, Contract, SlaTarget, Task
@@ -52,9 +53,11 @@ def calendar_for(
 
 
 def active_contract(client_id: int, on: date | None = None) -> Contract | None:
+    """The client's contract in force on ``on`` (its targets load only if touched)."""
     on = on or date.today()
     return db.session.scalar(
         select(Contract)
+        .options(lazyload(Contract.targets))
         .where(
             Contract.client_id == client_id,
             Contract.active.is_(True),

@@ -113,8 +113,9 @@ def _statements(dialect: str) -> dict[str, TextClause]:
             UPDATE tasks SET {_SET}
              WHERE id = ({pick}) AND status = 'queued'
          RETURNING id, client_id, task_type_id"""  # noqa: S608 - module constants only
-        statements[f"peek_{name}"] = text(pick).bindparams(*binds)
-        statements[f"claim_{name}"] = text(claim).bindparams(*binds)
+        used = [b for b in binds if f":{b.key}" in pick]
+        statements[f"peek_{name}"] = text(pick).bindparams(*used)
+        statements[f"claim_{name}"] = text(claim).bindparams(*used)
     return statements
 
 

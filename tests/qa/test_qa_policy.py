@@ -64,6 +64,7 @@ RATE = EffectivePolicy(rate=0.1, first_n=20, consecutive_passes=10)
     (dict(heightened_client=True), RATE, "heightened_client"),
     (dict(flagged_specialist=True), RATE, "flagged_specialist"),
     (dict(sla_overridden=True), RATE, "sla_override"),
+    (dict(rule_required=True), RATE, "rule_required"),
     (dict(prior_of_type=19), RATE, "first_n"),
     (dict(passes_since_critical=9), RATE, "probation"),
     (dict(in_lot=True, lot_stopped=True, heightened_client=True),

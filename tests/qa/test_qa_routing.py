@@ -107,6 +107,15 @@ def test_task_whose_sla_was_relaxed_or_overridden(world, action):
     assert (task.status, decisions(task)[0].rule) == (Status.IN_QA, "sla_override")
 
 
+def test_task_an_automation_rule_marked_for_review(world):
+    world.set_policy(rate=0.0)
+    task = world.worked()
+    record("qa.required", object_type="task", object_id=task.id, client_id=task.client_id,
+           reason="intake rule")
+    world.submit(task)
+    assert (task.status, decisions(task)[0].rule) == (Status.IN_QA, "rule_required")
+
+
 def test_specialist_flagged_by_the_lead(world):
     world.set_policy(rate=0.0)
     _db.session.get(StaffProfile, world.specialist.id).flagged_for_review = True
