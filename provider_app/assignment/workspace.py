@@ -93,6 +93,10 @@ def submit(task: Task, actor: User, *, version: int | None, at: datetime | None 
     if missing:
         raise WorkspaceError("Tick the required SOP steps first: "
                              + "; ".join(f"{s.position}. {s.text}" for s in missing))
+    from provider_app.integrations.packages import output_missing
+
+    if output_missing(task):
+        raise WorkspaceError("Attach the completed document before you submit this task.")
     person = load_person(actor.id)
     task_type = load_types([task.task_type_id])[task.task_type_id]
     problem = licence_reason(task_type, task.state, person, at.date()) if person else None

@@ -192,3 +192,19 @@ def test_my_work_query_count_is_flat(client, me, count_queries):
     with count_queries() as many:
         assert client.get("/work").status_code == 200
     assert many.count == few.count
+
+
+def test_document_producing_work_needs_its_output_before_submit(client, me, my_task, app):
+    """COI-like task types deliver a document: submit waits for it (docs/INTEGRATIONS.md)."""
+    my_task.task_type.code = "COI"
+    assert "COI" in app.config["OUTPUT_TASK_TYPES"]
+    settle()
+    client.post(_url(my_task, "start"), data={"version": my_task.version})
+    client.post(_url(my_task, "steps"), data={"step": my_task.sop.steps[0].id, "done": "y",
+                                              "version": fresh(my_task).version})
+    page = client.get(_url(my_task)).get_data(as_text=True)
+    assert "Completed document" in page
+    response = client.post(_url(my_task, "submit"), data={"version": fresh(my_task).version})
+    assert response.status_code == 422
+    assert b"Attach the completed document" in response.data
+    assert fresh(my_task).status == Status.IN_PROGRESS
