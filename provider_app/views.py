@@ -67,16 +67,11 @@ def home():
     return render_template("provider/no_role.html")
 
 
-def status_counts() -> dict[str, int]:
-    stmt = scoped(select(Task.status, func.count()).group_by(Task.status), Task)
-    return {Status(s).value: n for s, n in db.session.execute(stmt)}
-
-
 @bp.route("/admin")
 @roles_required(Role.ADMIN)
 def admin_home():
     clients = db.session.scalars(select(Client).order_by(Client.code)).all()
-    counts = status_counts()
+    counts = board_queries.open_status_counts()
     staff = db.session.scalar(
         select(func.count()).select_from(User).where(User.client_id.is_(None))
     )

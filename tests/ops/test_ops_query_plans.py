@@ -149,7 +149,7 @@ def test_hot_paths_do_not_scan_the_tasks_table(app, scaled, client, redis_conn):
     labels = {label for label, _, _ in log.seen}
     assert {"portal", "api", "board", "admin", "my work", "qa queue", "claim next"} <= labels, \
         labels
-    problems, known = [], []
+    problems = []
     connection = db.session.connection()
     for label, statement, parameters in log.seen:
         plan = connection.exec_driver_sql(
@@ -157,22 +157,5 @@ def test_hot_paths_do_not_scan_the_tasks_table(app, scaled, client, redis_conn):
         plan = plan if isinstance(plan, list) else json.loads(plan)
         for where in _seq_scans_on_tasks(plan[0]["Plan"]):
             problem = f"[{label}] Seq Scan on tasks ({where}):\n{statement}"
-            (known if _is_known(label, statement) else problems).append(problem)
+            problems.append(problem)
     assert not problems, "\n\n".join(problems)
-    if known:
-        pytest.xfail(KNOWN_REASON + "\n" + "\n".join(known))
-
-
-# Reported to the owner of provider_app/views.py, not fixable with an index: the admin home's
-# status tiles (views.status_counts) count every task ever received. Every other hot path is
-# checked strictly above; once that query is fixed this test simply passes.
-KNOWN_REASON = (
-    "views.status_counts() (admin home) groups the whole tasks table by status; count only the "
-    "open states (Task.status.in_(OPEN_STATUSES), as board_queries.open_status_counts does) and "
-    "leave lifetime totals to the reports (replica.report_session)"
-)
-
-
-def _is_known(label: str, statement: str) -> bool:
-    flat = " ".join(statement.split())
-    return label == "admin" and flat.endswith("FROM tasks GROUP BY tasks.status")
