@@ -19,12 +19,14 @@ pick, status guard and capacity guard are one atomic step. The audit event follo
 same transaction.
 
 Insurance-trained people are offered KPO work (and BPO work at risk of breaching) before
-routine BPO work, so their time goes where only they can help.
+routine BPO work, so their time goes where only they can help: the first such task among
+the next :data:`PREFERENCE_WINDOW` tasks they may take, else simply the next one.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from functools import cache
 
@@ -39,9 +41,11 @@ from ..lifecycle import can_transition
 from ..models import AuditEvent
 from ..vocab import Status
 from .eligibility import (
+    CANDIDATES_FROM,
     PERSON_ROW,
     PERSON_ROW_CHECKED_PG,
     load_person,
+    person_ctes,
     person_reasons,
     task_rules_sql,
 )
@@ -55,43 +59,61 @@ REASON = "claimed with Get next"
 if not can_transition(Status.QUEUED, Status.ASSIGNED):  # pragma: no cover
     raise RuntimeError("the lifecycle no longer allows queued -> assigned")
 
+PREFERENCE_WINDOW = 10
+"""An insurance-trained person's preference looks this far ahead in their queue, no further:
+it never skips far past more urgent work, and never costs a scan of the whole queue."""
+
 # Same definition as urgency.at_risk_clause: what an insurance-trained person gets first.
-_PREFERRED_WORK = """(p.tier <> 'insurance_trained' OR tt.tier = 'KPO'
+_PREFERRED_WORK = """(p.tier <> 'insurance_trained' OR ok.tier = 'KPO'
             OR t.sla_state IN ('at_risk', 'breached') OR t.at_risk_at <= :now
             OR t.due_at <= :soon)"""
-_PICK = """
-    SELECT t.id FROM tasks t
-      JOIN task_types tt ON tt.id = t.task_type_id
-      CROSS JOIN ({person}) p
-     WHERE t.status = 'queued' AND {rules} AND {preference}
-     ORDER BY t.priority_order, t.due_at, t.id
-     LIMIT 1"""
+_ORDER = "ORDER BY t.priority_order, t.due_at, t.id"
+# The first task the person may take, in queue order.
+_PICK_ANY = f"""
+    SELECT t.id {CANDIDATES_FROM}
+     WHERE t.status = 'queued' AND {{rules}}
+     {_ORDER} LIMIT {{limit}}"""
+# The first preferred task among the next PREFERENCE_WINDOW the person may take.
+_PICK_PREFERRED = f"""
+    SELECT t.id {CANDIDATES_FROM}
+     WHERE t.id IN ({_PICK_ANY.format(rules="{rules}", limit=PREFERENCE_WINDOW)})
+       AND t.status = 'queued' AND {_PREFERRED_WORK}
+     {_ORDER} LIMIT 1"""
 # A claim needed relaxation iff the person misses a skill of the task type (only optional
 # skills past their wait can be missed by a successful claim).
 _RELAXED = """EXISTS (SELECT 1 FROM task_type_skills k
                  LEFT JOIN staff_skills s ON s.staff_id = :staff_id AND s.skill = k.skill
                 WHERE k.task_type_id = c.task_type_id AND COALESCE(s.level, 0) < k.min_level)"""
+_RELAXED_BY_TYPE = f"SELECT {_RELAXED} FROM (SELECT :task_type_id AS task_type_id) c"  # noqa: S608
 _SET = """status = 'assigned', assignee_id = :staff_id, version = version + 1,
           waiting_reason = NULL, updated_at = :now"""
+
+
+def _picks(rules: str, lock: str) -> tuple[str, str]:
+    """(preferred, anything) sub-selects, each ending in ``lock``."""
+    return (_PICK_PREFERRED.format(rules=rules) + lock,
+            _PICK_ANY.format(rules=rules, limit=1) + lock)
+
+
+def _compact(sql: str) -> str:
+    """One space for each run of whitespace: psycopg caches the conversion of statements up
+    to 4 KB only, and re-parsing this one on every claim cost more than running it."""
+    sql = re.sub(r"\s+", " ", sql)
+    return re.sub(r"\s*([()])\s*", r"\1", sql).strip()
 
 
 @cache
 def _statements(dialect: str) -> dict[str, TextClause]:
     """The claim statements of a dialect, built and compiled once per process."""
-    binds = (bindparam("now", type_=UTCDateTime), bindparam("soon", type_=UTCDateTime),
-             bindparam("today", type_=Date))
     rules = task_rules_sql(dialect)
     if dialect == "postgresql":
-        person = PERSON_ROW_CHECKED_PG + " FOR UPDATE OF sp"
-        preferred, anything = (
-            _PICK.format(person=person, rules=rules, preference=preference)
-            + " FOR UPDATE OF t SKIP LOCKED"
-            for preference in (_PREFERRED_WORK, "TRUE")
-        )
-        # COALESCE evaluates its second sub-select only when the first finds nothing, so the
-        # fallback costs no extra round trip.
+        preferred, anything = _picks(rules, " FOR UPDATE OF t SKIP LOCKED")
+        # The person row (locked) and their task types are computed once: a CTE used several
+        # times is materialised. COALESCE evaluates its second sub-select only when the first
+        # finds nothing, so the fallback costs no extra round trip.
         claim = f"""
-            WITH claimed AS (
+            {person_ctes(PERSON_ROW_CHECKED_PG + " FOR UPDATE OF sp")},
+            claimed AS (
                 UPDATE tasks SET {_SET}
                  WHERE tasks.id = COALESCE(({preferred}), ({anything}))
                    AND tasks.status = 'queued'
@@ -102,20 +124,30 @@ def _statements(dialect: str) -> dict[str, TextClause]:
                 SELECT :now, :staff_id, c.client_id, 'task', c.id, 'task.transition',
                        'queued', 'assigned', '{REASON}', CAST(:after AS json), :ip
                   FROM claimed c)
-            SELECT c.id, c.client_id, c.task_type_id, {_RELAXED} AS relaxed
+            SELECT c.id, c.client_id, c.task_type_id, EXISTS (
+                   SELECT 1 FROM task_type_skills k
+                    WHERE k.task_type_id = c.task_type_id AND k.optional) AS has_optional
               FROM claimed c"""  # noqa: S608 - module constants only
-        return {"claim": text(claim).bindparams(*binds)}
-    relaxed = f"SELECT {_RELAXED} FROM (SELECT :task_type_id AS task_type_id) c"  # noqa: S608
-    statements: dict[str, TextClause] = {"relaxed": text(relaxed)}
-    for name, preference in (("preferred", _PREFERRED_WORK), ("anything", "TRUE")):
-        pick = _PICK.format(person=PERSON_ROW, rules=rules, preference=preference)
+        # Untyped binds: psycopg adapts datetimes and dates itself, and the casts SQLAlchemy
+        # would add to typed ones lengthen the statement past psycopg's cache (see _compact).
+        return {"claim": text(_compact(claim)), "relaxed": text(_RELAXED_BY_TYPE)}
+    # SQLite: typed binds, so datetimes become the text format the columns are stored in.
+    binds = (bindparam("now", type_=UTCDateTime), bindparam("soon", type_=UTCDateTime),
+             bindparam("today", type_=Date))
+
+    def typed(sql: str) -> TextClause:
+        return text(sql).bindparams(*(b for b in binds if f":{b.key}" in sql))
+
+    statements: dict[str, TextClause] = {"relaxed": text(_RELAXED_BY_TYPE)}
+    ctes = person_ctes(PERSON_ROW)
+    for name, pick in zip(("preferred", "anything"), _picks(rules, ""), strict=True):
         claim = f"""
+            {ctes}
             UPDATE tasks SET {_SET}
              WHERE id = ({pick}) AND status = 'queued'
          RETURNING id, client_id, task_type_id"""  # noqa: S608 - module constants only
-        used = [b for b in binds if f":{b.key}" in pick]
-        statements[f"peek_{name}"] = text(pick).bindparams(*used)
-        statements[f"claim_{name}"] = text(claim).bindparams(*used)
+        statements[f"peek_{name}"] = typed(f"{ctes} {pick}")
+        statements[f"claim_{name}"] = typed(claim)
     return statements
 
 
@@ -149,7 +181,10 @@ def _claim_postgres(staff_id: int) -> int | None:
     ).first()
     if row is None:
         return None
-    if row.relaxed:
+    # Only a type with optional skills can have been relaxed (rare): then ask exactly.
+    if row.has_optional and db.session.connection().execute(
+            _statements("postgresql")["relaxed"],
+            {"staff_id": staff_id, "task_type_id": row.task_type_id}).scalar():
         _audit_relaxed(row, staff_id, now)
     return row.id
 

@@ -24,9 +24,11 @@ A lead may override the soft rules with a reason, never the hard ones.
 The rules have three shapes, all built from the same rule functions in this module:
 
 * :func:`reasons` — one task and one person, in Python: lead actions, submission, the UI.
-* :func:`task_rules_sql` (+ ``PERSON_ROW_CHECKED_PG``) — one person, in SQL: ``claim_next``
-  picks the first matching queued task in index order in the same statement that claims it,
-  with no Python work per task and next to none per claim.
+* ``person_ctes`` + :func:`task_rules_sql` — one person, in SQL: the person's row and the
+  task types they may take are computed once per statement (``ELIGIBLE_TYPES``, the same
+  aggregate as the batch's :func:`skill_fit_query`), leaving per queued task only the
+  waiting time, client and licence checks; ``claim_next`` walks the queue in index order and
+  claims the first match in the same statement.
 * :func:`skill_fit_query` + :func:`candidate_pairs` — a whole batch: SQL aggregates skills per
   (task type, person); numpy combines that with tier, client, licence and capacity per distinct
   task signature, then expands to task pairs. Nothing loops over tasks x staff in Python.
@@ -436,31 +438,37 @@ def reasons(task, task_type: TypeFacts, person: PersonFacts, at: datetime) -> li
 HELD_LIST = ", ".join(f"'{s.value}'" for s in HELD_STATUSES)
 _HELD = f"""(SELECT COALESCE(SUM(ht.weight), 0)
               FROM tasks h JOIN task_types ht ON ht.id = h.task_type_id
-             WHERE h.assignee_id = :staff_id AND h.status IN ({HELD_LIST})) AS held"""  # noqa: S608
+             WHERE h.assignee_id = :staff_id AND h.status IN ({HELD_LIST})) AS held,
+           EXISTS (SELECT 1 FROM staff_clients sc
+                    WHERE sc.staff_id = :staff_id) AS restricted"""  # noqa: S608
 
 PERSON_ROW = f"""
     SELECT sp.user_id, sp.tier, sp.capacity, {_HELD}
       FROM staff_profiles sp
      WHERE sp.user_id = :staff_id"""  # noqa: S608
-"""The person as ``p``: tier, capacity and the weight they hold now (capacity rule)."""
+"""The person as ``p``: tier, capacity, the weight they hold now (capacity rule) and whether
+they are restricted to some clients (client rule)."""
 
-_DAY = "CAST(extract(isodow FROM lt.at) AS int) - 1"  # Python's weekday(): Monday = 0
-_PREVIOUS_DAY = "(CAST(extract(isodow FROM lt.at) AS int) + 5) % 7"
-_MINUTE = "CAST(date_trunc('minute', lt.at) AS time)"
-_WORKS_ON = "CAST(sp.shift_days AS jsonb) @> to_jsonb({})"
-_ON_SHIFT_PG = f"""
+# lt: the person's local wall-clock time, its weekday (Monday = 0, as Python's weekday())
+# and its minute; their working days as jsonb.
+_LOCAL_TIME = """
+      CROSS JOIN LATERAL (
+        SELECT CAST(extract(isodow FROM x.at) AS int) - 1 AS day,
+               CAST(date_trunc('minute', x.at) AS time) AS minute,
+               CAST(sp.shift_days AS jsonb) AS days
+          FROM (SELECT :now AT TIME ZONE sp.timezone AS at) x) lt"""
+_ON_SHIFT_PG = """
     (sp.shift_start IS NULL OR sp.shift_end IS NULL OR CASE
        WHEN sp.shift_start <= sp.shift_end THEN
-            {_WORKS_ON.format(_DAY)} AND {_MINUTE} BETWEEN sp.shift_start AND sp.shift_end
-       ELSE ({_WORKS_ON.format(_DAY)} AND {_MINUTE} >= sp.shift_start)
-         OR ({_WORKS_ON.format(_PREVIOUS_DAY)} AND {_MINUTE} <= sp.shift_end)
+            lt.days @> to_jsonb(lt.day) AND lt.minute BETWEEN sp.shift_start AND sp.shift_end
+       ELSE (lt.days @> to_jsonb(lt.day) AND lt.minute >= sp.shift_start)
+         OR (lt.days @> to_jsonb((lt.day + 6) % 7) AND lt.minute <= sp.shift_end)
      END)"""
 
 PERSON_ROW_CHECKED_PG = f"""
     SELECT sp.user_id, sp.tier, sp.capacity, {_HELD}
       FROM staff_profiles sp
-      JOIN users u ON u.id = sp.user_id
-      CROSS JOIN LATERAL (SELECT CAST(:now AS timestamptz) AT TIME ZONE sp.timezone AS at) lt
+      JOIN users u ON u.id = sp.user_id {_LOCAL_TIME}
      WHERE sp.user_id = :staff_id AND u.active AND sp.availability = 'available'
        AND EXISTS (SELECT 1 FROM user_roles r
                     WHERE r.user_id = sp.user_id AND r.role = 'specialist')
@@ -469,30 +477,51 @@ PERSON_ROW_CHECKED_PG = f"""
 time zone), so a claim needs no round trip before the claim itself. No row: not eligible."""
 
 _RELAXED_BY = {
-    "postgresql": "CAST(:now AS timestamptz) - make_interval(mins => k.relax_after_minutes)",
+    # :now arrives typed timestamptz (psycopg sends the type; claimable_task_ids binds it so).
+    "postgresql": ":now - make_interval(mins => ok.relax)",
     # SQLite keeps UTC datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' text, so text compares in order.
-    "sqlite": "strftime('%Y-%m-%d %H:%M:%f', :now, '-' || k.relax_after_minutes || ' minutes')",
+    "sqlite": "strftime('%Y-%m-%d %H:%M:%f', :now, '-' || ok.relax || ' minutes')",
 }
+
+ELIGIBLE_TYPES = f"""
+    SELECT * FROM (
+      SELECT tt.id, tt.tier, tt.licence_line, MAX(CASE
+               WHEN k.skill IS NULL OR COALESCE(s.level, 0) >= k.min_level THEN 0
+               WHEN k.optional AND k.relax_after_minutes IS NOT NULL THEN k.relax_after_minutes
+               ELSE {NEVER} END) AS relax
+        FROM task_types tt CROSS JOIN person p
+        LEFT JOIN task_type_skills k ON k.task_type_id = tt.id
+        LEFT JOIN staff_skills s ON s.staff_id = p.user_id AND s.skill = k.skill
+       WHERE (tt.tier = 'BPO' OR p.tier = 'insurance_trained')
+         AND p.held + tt.weight <= p.capacity
+       GROUP BY tt.id, tt.tier, tt.licence_line) x
+     WHERE relax < {NEVER}"""  # noqa: S608 - module constants only
+"""The task types the person (CTE ``person``) may take, evaluated once per statement: tier,
+capacity, and skills as :func:`skill_relax_minutes` (``relax``: minutes a task of the type
+must have waited, 0 = at once). Per queued task only what depends on the task is left."""
 
 
 def task_rules_sql(dialect: str) -> str:
-    """The task-level rules for person ``p`` on task ``t`` (joined to ``task_types tt``)."""
+    """The task-level rules for task ``t`` joined to ``eligible_types ok`` and person ``p``."""
     return f"""
-        (tt.tier = 'BPO' OR p.tier = 'insurance_trained')
-    AND p.held + tt.weight <= p.capacity
-    AND (NOT EXISTS (SELECT 1 FROM staff_clients sc WHERE sc.staff_id = :staff_id)
-         OR EXISTS (SELECT 1 FROM staff_clients sc
-                     WHERE sc.staff_id = :staff_id AND sc.client_id = t.client_id))
-    AND (tt.licence_line IS NULL OR EXISTS (
+        (ok.relax = 0 OR t.received_at <= {_RELAXED_BY[dialect]})
+    AND (NOT p.restricted OR EXISTS (SELECT 1 FROM staff_clients sc
+                                      WHERE sc.staff_id = p.user_id AND sc.client_id = t.client_id))
+    AND (ok.licence_line IS NULL OR EXISTS (
          SELECT 1 FROM staff_licences li
-          WHERE li.staff_id = :staff_id AND li.state = t.state AND li.line = tt.licence_line
-            AND li.expires_on >= :today))
-    AND NOT EXISTS (
-         SELECT 1 FROM task_type_skills k
-           LEFT JOIN staff_skills s ON s.staff_id = :staff_id AND s.skill = k.skill
-          WHERE k.task_type_id = t.task_type_id AND COALESCE(s.level, 0) < k.min_level
-            AND NOT (k.optional AND k.relax_after_minutes IS NOT NULL
-                     AND t.received_at <= {_RELAXED_BY[dialect]}))"""  # noqa: S608
+          WHERE li.staff_id = p.user_id AND li.state = t.state AND li.line = ok.licence_line
+            AND li.expires_on >= :today))"""  # noqa: S608
+
+
+CANDIDATES_FROM = """FROM tasks t
+      JOIN eligible_types ok ON ok.id = t.task_type_id
+      CROSS JOIN person p"""
+"""The FROM of a per-person task query; needs the CTEs ``person`` and ``eligible_types``."""
+
+
+def person_ctes(person_row: str) -> str:
+    """``WITH person AS (...), eligible_types AS (...)`` for a per-person statement."""
+    return f"WITH person AS ({person_row}), eligible_types AS ({ELIGIBLE_TYPES})"
 
 
 def claimable_task_ids(staff_id: int, at: datetime) -> list[int]:
@@ -504,9 +533,8 @@ def claimable_task_ids(staff_id: int, at: datetime) -> list[int]:
     dialect = db.engine.dialect.name
     person = PERSON_ROW_CHECKED_PG if dialect == "postgresql" else PERSON_ROW
     sql = text(f"""
-        SELECT t.id FROM tasks t
-          JOIN task_types tt ON tt.id = t.task_type_id
-          CROSS JOIN ({person}) p
+        {person_ctes(person)}
+        SELECT t.id {CANDIDATES_FROM}
          WHERE t.status = 'queued' AND {task_rules_sql(dialect)}
          ORDER BY t.priority_order, t.due_at, t.id""").bindparams(  # noqa: S608
         bindparam("now", type_=UTCDateTime), bindparam("today", type_=Date))

@@ -152,3 +152,14 @@ def test_claim_query_count_is_constant(db, count_queries):
     with count_queries() as counter:
         assert claim_next(person.id) is not None
     assert counter.count <= 12, counter.count
+
+
+def test_claim_statement_fits_psycopg_statement_cache():
+    """psycopg re-parses statements longer than 4,096 characters on every execution, which
+    cost more than the claim itself; keep the claim below that (see claim._compact)."""
+    from sqlalchemy.dialects import postgresql
+
+    from provider_app.assignment.claim import _statements
+
+    compiled = _statements("postgresql")["claim"].compile(dialect=postgresql.psycopg.dialect())
+    assert len(compiled.string) <= 4096
