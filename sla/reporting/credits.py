@@ -6,7 +6,9 @@ chosen by ``Contract.credit_scheme["kind"]``:
 * ``pool``: credit for a missed level = pool allocation % x the level's allocation % x
   at-risk amount, where at-risk amount = at-risk % x monthly invoice; summed over the
   missed levels and capped at the at-risk amount. With ``earn_back`` a level's credit is
-  waived when the next period beats that level's target.
+  earned back (waived) when the following period (``Period.following``: the next month
+  for a month) beats that level's target; until that period has ended the credit stands
+  and the earn-back is shown as pending.
   ``{"kind": "pool", "at_risk_pct": 12, "pool_allocation_pct": 200,
      "levels": {"attainment": 60, "qa_accuracy": 40}, "earn_back": true}``
 * ``per_point``: ``pct_per_point`` % of the monthly fee per percentage point below each
@@ -21,6 +23,7 @@ actual figure (nothing decided or reviewed) is not missed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 LEVELS = ("attainment", "qa_accuracy")
@@ -44,6 +47,7 @@ class CreditLine:
     amount: Decimal
     calculation: str
     earned_back: bool = False
+    earned_back_amount: Decimal = Decimal("0")  # the credit the next period won back
 
 
 @dataclass
@@ -56,6 +60,11 @@ class CreditResult:
     total: Decimal = Decimal("0")
     capped: bool = False
     note: str = ""
+    # Earn-back (pool scheme with ``earn_back``): the credit before it, the part won back,
+    # and how it was decided (EarnBack); ``total`` is what remains after it.
+    before_earn_back: Decimal = Decimal("0")
+    earned_back: Decimal = Decimal("0")
+    earn_back: EarnBack | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -65,10 +74,33 @@ class CreditResult:
             "lines": [
                 {"level": x.level, "target": x.target, "actual": x.actual, "missed": x.missed,
                  "amount": str(x.amount), "calculation": x.calculation,
-                 "earned_back": x.earned_back}
+                 "earned_back": x.earned_back, "earned_back_amount": str(x.earned_back_amount)}
                 for x in self.lines
             ],
+            "total_before_earn_back": str(self.before_earn_back),
+            "earned_back": str(self.earned_back),
+            "earn_back": self.earn_back.as_dict() if self.earn_back else None,
         }
+
+
+@dataclass(frozen=True)
+class EarnBack:
+    """How a pool credit's earn-back was decided, from the following period's figures.
+
+    ``status``: ``pending`` (the following period has not ended), ``earned_back`` (at
+    least one missed level beaten) or ``not_earned_back``.
+    """
+
+    status: str
+    start: date
+    end: date
+    actuals: dict
+    calculation: str
+
+    def as_dict(self) -> dict:
+        return {"status": self.status,
+                "next_period": {"from": self.start.isoformat(), "to": self.end.isoformat()},
+                "next_period_actuals": self.actuals, "calculation": self.calculation}
 
 
 def _missed(actual: float | None, target: float) -> bool:
@@ -87,26 +119,33 @@ def pool_credit(scheme: dict, fee: Decimal, targets: dict, actuals: dict,
             continue
         target, actual = targets[level], actuals.get(level)
         missed = _missed(actual, target)
-        amount = Decimal("0")
+        amount = won_back = Decimal("0")
         calc = f"{actual}% ≥ target {target}%: no credit"
-        earned_back = False
         if missed:
             amount = _money(pool_pct / 100 * _dec(allocation) / 100 * at_risk)
             calc = (f"{actual}% < target {target}%: {pool_pct}% pool × {_dec(allocation)}% "
                     f"allocation × {at_risk} at risk ({at_risk_pct}% × {fee}) = {amount}")
             nxt = (next_actuals or {}).get(level)
             if scheme.get("earn_back") and nxt is not None and nxt > target:
-                earned_back = True
                 calc += f"; earned back (next period {nxt}% > {target}%)"
-                amount = Decimal("0")
+                amount, won_back = Decimal("0"), amount
         elif actual is None:
             calc = "no figure for the period: no credit"
-        result.lines.append(CreditLine(level, target, actual, missed, amount, calc, earned_back))
+        result.lines.append(CreditLine(level, target, actual, missed, amount, calc,
+                                       won_back > 0, won_back))
     gross = sum((line.amount for line in result.lines), Decimal("0"))
     result.capped = gross > at_risk
     result.total = min(gross, at_risk)
+    # Earn-back removes levels before the cap applies, so what is won back is the capped
+    # credit without earn-back minus the capped credit with it.
+    won = sum((line.earned_back_amount for line in result.lines), Decimal("0"))
+    result.before_earn_back = min(gross + won, at_risk)
+    result.earned_back = result.before_earn_back - result.total
     result.note = (f"sum {gross} capped at the at-risk amount {at_risk}" if result.capped
                    else f"sum {gross} (cap {at_risk})")
+    if won:
+        result.note += (f"; {result.before_earn_back} before earn-back − {result.earned_back}"
+                        f" earned back = {result.total}")
     return result
 
 
@@ -134,7 +173,7 @@ def per_point_credit(scheme: dict, fee: Decimal, targets: dict, actuals: dict,
         result.lines.append(CreditLine(level, target, actual, missed, amount, calc))
     gross = sum((line.amount for line in result.lines), Decimal("0"))
     result.capped = gross > cap
-    result.total = min(gross, cap)
+    result.total = result.before_earn_back = min(gross, cap)
     result.note = (f"sum {gross} capped at {cap_pct}% of the fee = {cap}" if result.capped
                    else f"sum {gross} (cap {cap_pct}% = {cap})")
     return result
@@ -152,13 +191,44 @@ def compute_credits(scheme: dict | None, fee: Decimal, targets: dict, actuals: d
     return None
 
 
-def credits_for(report) -> CreditResult | None:
-    """The credits a metrics report's contract gives (earn-back unknown until next period)."""
+def credits_for(report, now: datetime | None = None) -> CreditResult | None:
+    """The credits a metrics report's contract gives, with earn-back from the next period.
+
+    Earn-back needs the following period's figures only when the scheme has it and a level
+    was missed; they are computed (two small aggregates) once that period has ended.
+    """
+    from .metrics import level_actuals
+
     contract = report.contract
     if contract is None:
         return None
+    scheme = contract.credit_scheme or {}
     targets = {"attainment": contract.attainment_target,
                "qa_accuracy": contract.qa_accuracy_target}
     actuals = {"attainment": report.total.attainment, "qa_accuracy": report.qa["accuracy_pct"]}
-    return compute_credits(contract.credit_scheme, contract.monthly_fee, targets, actuals,
-                           currency=contract.currency)
+    result = compute_credits(scheme, contract.monthly_fee, targets, actuals,
+                             currency=contract.currency)
+    if result is None or result.kind != "pool" or not scheme.get("earn_back"):
+        return result
+    if not any(line.missed for line in result.lines):
+        return result
+    nxt = report.period.following()
+    if nxt.hi > (now or datetime.now(UTC)):
+        result.earn_back = EarnBack(
+            "pending", nxt.start, nxt.end, {},
+            f"decided when the next period ({nxt.label}) has ended: a missed level's credit "
+            f"is earned back if that period beats the level's target")
+        return result
+    next_actuals = level_actuals(report.client.id, nxt)
+    result = compute_credits(scheme, contract.monthly_fee, targets, actuals, next_actuals,
+                             currency=contract.currency)
+    beaten = [line for line in result.lines if line.earned_back]
+    shown = ", ".join(f"{level} {value}%" if value is not None else f"{level} no figure"
+                      for level, value in next_actuals.items())
+    calc = (f"next period {nxt.label}: {shown}. "
+            + (f"Earned back: {', '.join(x.level for x in beaten)}; credit "
+               f"{result.before_earn_back} − {result.earned_back} = {result.total}"
+               if beaten else "no missed level's target beaten: the credit stands"))
+    result.earn_back = EarnBack("earned_back" if beaten else "not_earned_back",
+                                nxt.start, nxt.end, next_actuals, calc)
+    return result

@@ -2,8 +2,9 @@
 
 One grouped scan of the client's tasks that touch the period gives every count (by task
 type x priority x week, summed up in Python over at most a few hundred aggregated rows);
-turnaround percentiles come from ``percentile_cont`` on PostgreSQL and from a
-``row_number`` window on SQLite, so no query ever returns one row per task.
+turnaround percentiles (whole period and per task type) come from one more scan of the
+tasks completed in the period, with ``percentile_cont`` on PostgreSQL and ``row_number``
+windows on SQLite, so no query ever returns one row per task.
 
 Definitions (also printed on the PDF's definitions page, see DEFINITIONS):
 
@@ -268,42 +269,46 @@ def counts_statement(client_id: int, period: Period, age_instants: list[datetime
     )
 
 
-def percentiles(session: Session, client_id: int, period: Period, by_type: bool = False) -> dict:
+TOTAL = "total"  # the key of the whole period's percentiles (task types are keyed by id)
+
+
+def percentiles(session: Session, client_id: int, period: Period) -> dict:
     """{key: (median, p90, p95)} of turnaround for tasks completed in the period.
 
-    ``key`` is None for the whole period or the task type id. Interpolates between closest
-    ranks exactly like PostgreSQL's ``percentile_cont``.
+    ``key`` is TOTAL for the whole period or a task type id. One scan of the completed
+    tasks (``ix_tasks_client_completed`` range) gives both: ``ROLLUP(task_type_id)`` with
+    ``percentile_cont`` on PostgreSQL, two ``row_number`` windows (overall and per type) on
+    SQLite, interpolating between closest ranks exactly like ``percentile_cont``.
     """
     where = and_(
         Task.client_id == client_id, Task.status == Status.COMPLETED,
         Task.completed_at >= period.lo, Task.completed_at < period.hi,
         Task.sla_elapsed_hours.is_not(None),
     )
-    key = Task.task_type_id if by_type else literal(None)
     value = Task.sla_elapsed_hours
     if session.get_bind().dialect.name == "postgresql":
         cols = [func.percentile_cont(p).within_group(value.asc()) for p in PERCENTILES]
-        stmt = select(key.label("k"), *cols).where(where)
-        if by_type:
-            stmt = stmt.group_by(Task.task_type_id)
-        return {row[0]: tuple(round(float(v), 4) for v in row[1:])
-                for row in session.execute(stmt) if row[1] is not None}
+        stmt = (select(Task.task_type_id, func.grouping(Task.task_type_id), *cols).where(where)
+                .group_by(func.rollup(Task.task_type_id)))
+        return {TOTAL if whole else type_id: tuple(round(float(v), 4) for v in values)
+                for type_id, whole, *values in session.execute(stmt) if values[0] is not None}
     ranked = select(
-        key.label("k"), value.label("v"),
-        func.row_number().over(partition_by=key, order_by=value).label("rn"),
-        func.count().over(partition_by=key).label("n"),
+        Task.task_type_id.label("k"), value.label("v"),
+        func.row_number().over(order_by=value).label("rn_all"),
+        func.count().over().label("n_all"),
+        func.row_number().over(partition_by=Task.task_type_id, order_by=value).label("rn"),
+        func.count().over(partition_by=Task.task_type_id).label("n"),
     ).where(where).subquery()
     wanted = []
-    for p in PERCENTILES:
-        base = cast((ranked.c.n - 1) * p, Integer) + 1
-        wanted += [ranked.c.rn == base, ranked.c.rn == base + 1]
-    rows = session.execute(select(ranked.c.k, ranked.c.v, ranked.c.rn, ranked.c.n)
-                           .where(or_(*wanted)))
+    for rank, size in ((ranked.c.rn_all, ranked.c.n_all), (ranked.c.rn, ranked.c.n)):
+        for p in PERCENTILES:
+            base = cast((size - 1) * p, Integer) + 1
+            wanted += [rank == base, rank == base + 1]
     by_key: dict = defaultdict(dict)
     sizes: dict = {}
-    for k, v, rn, size in rows:
-        by_key[k][rn] = v
-        sizes[k] = size
+    for k, v, rn_all, n_all, rn, n in session.execute(select(ranked).where(or_(*wanted))):
+        by_key[TOTAL][rn_all], sizes[TOTAL] = v, n_all
+        by_key[k][rn], sizes[k] = v, n
     out = {}
     for k, values in by_key.items():
         result = []
@@ -379,6 +384,25 @@ def at_risk_now(session: Session, client_id: int) -> int:
     ) or 0
 
 
+def level_actuals(client_id: int, period: Period) -> dict:
+    """Attainment % and QA accuracy % alone (what earn-back compares with the targets).
+
+    One aggregate over the tasks touching the period (the same conditions as the report's
+    met and breached) and the QA figures; rounded exactly as the report rounds them.
+    """
+    cond = metric_conditions(period)
+    with reporting_session() as session:
+        met, breached = session.execute(
+            select(func.count().filter(cond["met"]), func.count().filter(cond["breached"]))
+            .where(_touching(client_id, period))
+        ).one()
+    figures = Figures(met=met or 0, breached=breached or 0)
+    qa = quality_figures(period.lo, period.hi, group_by="client", client_id=client_id)
+    accuracy = qa[0].accuracy if qa else None
+    return {"attainment": figures.attainment,
+            "qa_accuracy": None if accuracy is None else round(100 * accuracy, 2)}
+
+
 def report_calendar(client: Client, period: Period, contract: Contract | None):
     return calendar_for(client, period.end,
                         calendar_hours=bool(contract and contract.calendar_hours))
@@ -414,10 +438,8 @@ def sla_report(client: Client, period: Period, *, with_credits: bool = True) -> 
                 for name in ("completed", "cancelled", "met", "tat_n", "tat_sum"):
                     setattr(week, name, getattr(week, name) + (getattr(row, name) or 0))
                 week.breached += (row.breached or 0) - (row.breached_open or 0)
-        for med, p90, p95 in percentiles(session, client.id, period).values():
-            total.median, total.p90, total.p95 = med, p90, p95
-        for type_id, (med, p90, p95) in percentiles(session, client.id, period, True).items():
-            fig = by_type[type_names.get(type_id, "?")]
+        for key, (med, p90, p95) in percentiles(session, client.id, period).items():
+            fig = total if key == TOTAL else by_type[type_names.get(key, "?")]
             fig.median, fig.p90, fig.p95 = med, p90, p95
         total.reworked = reworked_count(session, client.id, period)
         escalations = _escalations(session, client.id, period)
@@ -469,7 +491,9 @@ DEFINITIONS: list[tuple[str, str]] = [
     ("Service credits", "For each contract target missed, the credit the contract's scheme "
      "gives, with the calculation shown (pool: pool % × level allocation % × at-risk amount, "
      "capped at the at-risk amount; per point: % of the monthly fee per point below target, "
-     "capped)."),
+     "capped). With earn-back, a missed level's credit is earned back when the next period "
+     "(the next month for a month) beats that level's target; until that period has ended "
+     "the credit stands."),
 ]
 
 

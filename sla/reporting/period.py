@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 MAX_DAYS = 366
+EARLIEST, LATEST = date(1900, 1, 1), date(2999, 12, 31)
 
 
 def local_midnight(day: date, tz: str) -> datetime:
@@ -48,6 +49,20 @@ class Period:
         """UTC instants that end weeks 1..n-1 (the period's ``hi`` ends the last one)."""
         return [local_midnight(d, self.tz) for d in self.week_starts()[1:]]
 
+    @property
+    def is_month(self) -> bool:
+        return self.start.day == 1 and (self.end + timedelta(days=1)).day == 1 and (
+            self.start.year, self.start.month) == (self.end.year, self.end.month)
+
+    def following(self) -> Period:
+        """The next period of the same kind: the next calendar month for a month, else the
+        same number of days right after (the period a credit can be earned back in)."""
+        if self.is_month:
+            nxt = self.end + timedelta(days=1)
+            return month_period(nxt.year, nxt.month, self.tz)
+        days = (self.end - self.start).days + 1
+        return Period(self.end + timedelta(days=1), self.end + timedelta(days=days), self.tz)
+
 
 def month_period(year: int, month: int, tz: str) -> Period:
     first = date(year, month, 1)
@@ -68,6 +83,10 @@ def parse_range(raw_from: str | None, raw_to: str | None) -> tuple[date, date, d
             values[name] = date.fromisoformat(raw.strip())
         except ValueError:
             errors[name] = [f"Not a date: {raw!r}; use YYYY-MM-DD."]
+            continue
+        if not EARLIEST <= values[name] <= LATEST:  # far dates overflow the calendar maths
+            errors[name] = [f"Use a date from {EARLIEST} to {LATEST}."]
+            values[name] = None
     start, end = values["from"], values["to"]
     if start and end:
         if start > end:
