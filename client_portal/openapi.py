@@ -104,6 +104,8 @@ def _task_input(spec: APISpec) -> dict:
 def _content(kind: Any) -> dict:
     if kind == "binary":
         return {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    if kind == "pdf":
+        return {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}
     if kind == "csv":
         return {"text/csv": {"schema": {"type": "string"}}}
     if kind == "json" or kind is None:
@@ -150,7 +152,7 @@ def _operation(meta: dict | None, view: Callable, blueprint: str, path_params: l
         params.append({"in": "query", "schema": meta["query"]})
     if meta["idempotent"]:
         params.append({"in": "header", "name": "Idempotency-Key", "required": False,
-                       "schema": {"type": "string", "maxLength": 255},
+                       "schema": {"type": "string", "pattern": r"^[!-~]{1,255}$"},
                        "description": "Makes retries safe; see the introduction."})
     if params:
         op["parameters"] = params

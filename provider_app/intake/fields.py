@@ -322,8 +322,10 @@ def _text_schema(spec: FieldSpec) -> dict:
     schema: dict[str, Any] = {"type": "string"}
     if spec.max_length:
         schema["maxLength"] = spec.max_length
-    if spec.pattern:
-        schema["pattern"] = spec.pattern
+    if spec.pattern:  # the server matches the whole (stripped) value
+        schema["pattern"] = f"^(?:{spec.pattern})$"
+    elif spec.required:
+        schema["pattern"] = r"\S"  # blank, or only spaces, counts as missing
     return schema
 
 

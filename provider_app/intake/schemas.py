@@ -252,7 +252,8 @@ class TaskFilterSchema(Schema):
 
 
 class TaskListQuerySchema(TaskFilterSchema):
-    page = ma.Integer(load_default=1, validate=validate.Range(min=1))
+    # Bounded: a page number past the database's integer range was a 500, not a 422.
+    page = ma.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = ma.Integer(validate=validate.Range(min=1, max=200),
                           metadata={"description": "Default 25, at most 200."})
 

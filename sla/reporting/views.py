@@ -25,6 +25,8 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from marshmallow import Schema
+from marshmallow import fields as ma
 from sqlalchemy import select
 
 from client_portal.api_auth import rate_limit_key
@@ -97,10 +99,17 @@ def _api_period() -> tuple[Client, Period] | Response:
     return client, Period(start, end, client.timezone)
 
 
+class SlaPeriodQuerySchema(Schema):
+    """The report API's query, for the OpenAPI document (``parse_range`` checks it)."""
+
+    from_ = ma.Date(required=True, data_key="from", metadata={"description": "First day."})
+    to = ma.Date(required=True, metadata={"description": "Last day (at most 366 days on)."})
+
+
 @api_bp.route("/api/v1/reports/sla", methods=["GET"])
 @api_route()
 @operation(summary="Your SLA metrics for a period (from/to as YYYY-MM-DD, at most 366 days)",
-           tag="reports", responses={200: None, 422: None})
+           tag="reports", query=SlaPeriodQuerySchema, responses={200: None, 422: None})
 def api_sla():
     """``?from=YYYY-MM-DD&to=YYYY-MM-DD``: the caller's client only."""
     got = _api_period()
@@ -112,8 +121,8 @@ def api_sla():
 
 @api_bp.route("/api/v1/reports/sla.pdf", methods=["GET"])
 @api_route()
-@operation(summary="The same SLA report as a PDF", tag="reports",
-           responses={200: "binary", 422: None})
+@operation(summary="The same SLA report as a PDF", tag="reports", query=SlaPeriodQuerySchema,
+           responses={200: "pdf", 422: None})
 def api_sla_pdf():
     """``?from=YYYY-MM-DD&to=YYYY-MM-DD``: application/pdf."""
     got = _api_period()
