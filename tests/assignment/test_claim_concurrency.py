@@ -15,7 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import create_engine, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from provider_app import create_app
@@ -27,10 +27,12 @@ from provider_app.models import (
     StaffProfile,
     Task,
     TaskType,
+    TaskTypeSkill,
     User,
     UserRole,
 )
 from provider_app.settings import normalise_database_url
+from tests.conftest import is_postgres
 from tests.conftest import test_config as base_config
 
 PROCESSES, CALLS, TASKS = 16, 200, 1_000
@@ -131,4 +133,37 @@ def test_no_task_is_claimed_twice_and_none_is_lost(scratch_url, tmp_path):
                 AuditEvent.action == "task.transition", AuditEvent.to_status == "assigned")
             .group_by(AuditEvent.object_id)).all()
         assert len(transitions) == TASKS and {n for _, n in transitions} == {1}
+        db.engine.dispose()
+
+
+def test_own_connection_path_audits_relaxation_and_survives_a_lost_connection(
+        app, scratch_url, tmp_path):
+    """Outside a transaction, claim_next on PostgreSQL claims on a pooled connection of its
+    own, without pre-ping: it must write the same audit rows as the session path, and a
+    connection the server dropped between claims must cost a retry, not an error."""
+    if not is_postgres(app):
+        pytest.skip("the own-connection path is PostgreSQL only")
+    staff_id = _seed(scratch_url, str(tmp_path))[0]
+    scratch = _app(scratch_url, str(tmp_path))
+    with scratch.app_context():
+        db.session.execute(insert(TaskTypeSkill), [{
+            "task_type_id": 1, "skill": "coverage", "min_level": 3, "optional": True,
+            "relax_after_minutes": 30}])
+        db.session.execute(update(Task).values(received_at=datetime.now(UTC) - timedelta(hours=1)))
+        db.session.commit()
+        first = claim_next(staff_id)
+        # Kill every other backend on this database: the claim pool's idle connection dies.
+        db.session.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        db.session.commit()
+        second = claim_next(staff_id)
+        assert None not in (first, second) and first != second
+        events = db.session.execute(
+            select(AuditEvent.object_id, AuditEvent.action, AuditEvent.actor_id)
+            .where(AuditEvent.object_id.in_([first, second])).order_by(AuditEvent.id)).all()
+        assert sorted(events) == sorted(
+            (t, a, staff_id) for t in (first, second)
+            for a in ("task.transition", "assignment.relaxed"))
+        db.session.remove()
         db.engine.dispose()
