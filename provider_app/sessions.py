@@ -10,11 +10,29 @@ signed-in one.
 
 from __future__ import annotations
 
+import base64
 import time
 from datetime import timedelta
 
-from flask import Flask, current_app, flash, jsonify, redirect, request, session, url_for
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import (
+    Flask,
+    Request,
+    Response,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+from flask.json.tag import TaggedJSONSerializer
 from flask_login import current_user, login_user, logout_user
+from flask_session.base import ServerSideSession
 from flask_session.redis import RedisSessionInterface
 from redis import Redis
 from redis.exceptions import RedisError
@@ -24,15 +42,74 @@ from .extensions import db
 from .mfa import is_required
 from .models import User
 
+# A cookie value starting with this holds the session itself (encrypted), written only
+# while Redis is unreachable; a Redis session id never contains a dot.
+FALLBACK_PREFIX = "c."
+_TAGGED_JSON = TaggedJSONSerializer()
+
+
+def _fallback_cipher() -> Fernet:
+    """Fernet (encrypted and authenticated, with a timestamp) keyed from SECRET_KEY."""
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"throughline session fallback"
+    ).derive(current_app.config["SECRET_KEY"].encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
 
 class RedisSessionStore(RedisSessionInterface):
     """Flask-Session's Redis store, with a server-side lifetime equal to the idle limit.
 
     A session nobody uses for SESSION_IDLE_MINUTES disappears from Redis on its
-    own, so abandoned sessions do not pile up. When Redis cannot be reached a
-    request simply has no session (the person is asked to sign in) instead of
-    failing with a server error.
+    own, so abandoned sessions do not pile up.
+
+    When Redis cannot be reached, nothing fails with a server error: a session
+    stored in Redis cannot be read (its owner is asked to sign in again), and a
+    session written meanwhile is kept in the cookie itself, encrypted, valid for
+    the idle limit from its last use, so people can sign in and send work during
+    an outage. The first request after Redis is back moves it into Redis under a
+    fresh id. Such a cookie cannot be revoked on the server: signing out deletes
+    it from the browser, but a copy taken before stays usable until its idle
+    limit (the absolute limit and a password change still end it).
     """
+
+    def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+        raw = request.cookies.get(self.get_cookie_name(app), "")
+        if not raw.startswith(FALLBACK_PREFIX):
+            return super().open_session(app, request)
+        idle = app.config["SESSION_IDLE_MINUTES"] * 60
+        try:
+            data = _TAGGED_JSON.loads(
+                _fallback_cipher().decrypt(raw[len(FALLBACK_PREFIX):].encode(), ttl=idle)
+            )
+        except (InvalidToken, ValueError):
+            data = {}
+        fresh = self.session_class(data, sid=self._generate_sid(self.sid_length),
+                                   permanent=self.permanent)
+        fresh.modified = bool(data)  # saved again: into Redis if it is back, else the cookie
+        return fresh
+
+    def save_session(self, app: Flask, session: ServerSideSession, response: Response) -> None:
+        super().save_session(app, session, response)
+        if g.pop("session_store_down", False) and session:
+            self._set_fallback_cookie(app, session, response)
+
+    def _set_fallback_cookie(
+        self, app: Flask, session: ServerSideSession, response: Response
+    ) -> None:
+        name = self.get_cookie_name(app)
+        others = [c for c in response.headers.getlist("Set-Cookie")
+                  if not c.startswith(f"{name}=")]
+        response.headers.remove("Set-Cookie")
+        for cookie in others:
+            response.headers.add("Set-Cookie", cookie)
+        token = _fallback_cipher().encrypt(_TAGGED_JSON.dumps(dict(session)).encode())
+        response.set_cookie(
+            name, FALLBACK_PREFIX + token.decode(), expires=self.get_expiration_time(app, session),
+            httponly=self.get_cookie_httponly(app), domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app), secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+        )
+        response.vary.add("Cookie")
 
     def _retrieve_session_data(self, store_id: str) -> dict | None:
         try:
@@ -46,7 +123,8 @@ class RedisSessionStore(RedisSessionInterface):
         try:
             super()._upsert_session(min(idle, session_lifetime), session, store_id)
         except RedisError:
-            current_app.logger.error("session store unreachable; session not saved")
+            current_app.logger.error("session store unreachable; session kept in the cookie")
+            g.session_store_down = True
 
     def _delete_session(self, store_id: str) -> None:
         try:

@@ -68,6 +68,9 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def client(self) -> Redis:
+        return Redis.from_url(self.url)
+
     def start(self) -> None:
         server = shutil.which("redis-server")
         if server is None:
