@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -72,6 +73,14 @@ class Task(db.Model):
         # tasks past a threshold are skipped inside the index, not fetched and filtered.
         Index("ix_tasks_sla_at_risk", "sla_state", "status", "at_risk_at"),
         Index("ix_tasks_sla_breach", "sla_state", "status", "breach_at"),
+        # Offers (provider_app/assignment/offers.py): partial, so the many tasks never offered
+        # cost these indexes nothing, not even on the claim's and batch's status updates.
+        Index("ix_tasks_offered_to", "offered_to_id",
+              postgresql_where=text("offered_to_id IS NOT NULL"),
+              sqlite_where=text("offered_to_id IS NOT NULL")),
+        Index("ix_tasks_offer_expires", "offer_expires_at",
+              postgresql_where=text("offer_expires_at IS NOT NULL"),
+              sqlite_where=text("offer_expires_at IS NOT NULL")),
         CheckConstraint("escalation_level BETWEEN 0 AND 3", name="escalation_level_range"),
         CheckConstraint(
             "priority_order = CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 "
@@ -124,6 +133,14 @@ class Task(db.Model):
     # Why automatic assignment left it queued (shown to leads).
     waiting_reason: Mapped[str | None] = mapped_column(String(300))
     checklist: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Offer with a timeout (clients whose contract sets offer_timeout_minutes): the task stays
+    # queued, offered to one person, until they accept, decline or let it lapse.
+    offered_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # User ids who declined or let an offer lapse in this round (the task's current stay in
+    # the queue): it is not offered to them again until it has been assigned.
+    offer_declined_ids: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Set when the retention job removed the payload (fields, documents, message text).
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -134,6 +151,7 @@ class Task(db.Model):
     client = relationship("Client")
     task_type = relationship("TaskType")
     assignee = relationship("User", foreign_keys=[assignee_id])
+    offered_to = relationship("User", foreign_keys=[offered_to_id])
     sop = relationship("Sop")
     lot = relationship("Lot")
     # The open task intake matched this one against (flagged for the lead, never dropped).
