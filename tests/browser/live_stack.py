@@ -10,6 +10,7 @@ be read alongside its screenshot.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
+from rq.job import Job
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -60,6 +62,37 @@ class LiveStack:
         if done.returncode != 0:
             raise StackError(f"flask {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout
+
+    def setup(self, name: str, **arguments: object) -> dict:
+        """Run ``tests/browser/stack_setup.py``'s ``name`` against the live database."""
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.browser.stack_setup", name, json.dumps(arguments)],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300,
+        )
+        if done.returncode != 0:
+            raise StackError(f"set-up {name} failed:\n{done.stdout}\n{done.stderr}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def wait_for_assignment(self, timeout: float = 60.0) -> None:
+        """Return once no automatic-assignment run is queued, running or asked for again.
+
+        Intake enqueues a batch run after each commit; a journey that picks queued tasks
+        on the board waits for it, or the batch could take a ticked task under its feet.
+        """
+        from provider_app.assignment.batch import JOB_PATH, LOCK_KEY, RERUN_KEY
+
+        redis = Redis.from_url(self.env["REDIS_URL"])
+        queue = Queue("default", connection=redis)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = Job.fetch_many(queue.started_job_registry.get_job_ids(), connection=redis)
+            pending = [job for job in [*queue.get_jobs(), *running]
+                       if job is not None and job.args[:1] == (JOB_PATH,)]
+            if not pending and not redis.exists(LOCK_KEY) and not redis.exists(RERUN_KEY):
+                return
+            time.sleep(0.2)
+        raise StackError(f"automatic assignment still busy after {timeout:.0f} s:\n"
+                         f"{_log_tail(self, 'worker')}")
 
     def stop(self) -> None:
         """Last started, first stopped: SIGTERM lets each finish what it holds; then force."""

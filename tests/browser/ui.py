@@ -8,6 +8,7 @@ pages can be restyled under them. Signing in lives in one function,
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -28,6 +29,8 @@ OUTPUT = ROOT / "test-output"
 AXE_JS = ROOT / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+README_VIEWPORT = {"width": 1280, "height": 800}
+README_SHOTS = ROOT / "docs" / "screenshots"
 BLOCKING_IMPACTS = ("serious", "critical")
 
 
@@ -165,6 +168,26 @@ class Shots:
         path = self.directory / f"{self.count:02d}-{name}.png"
         page.screenshot(path=str(path), full_page=True)
         return path
+
+
+def readme_screenshot(page: Page, name: str) -> Path:
+    """The README's picture of this page: the 1280 x 800 viewport (not the full page, so
+    the PNG stays small), in test-output/screenshots/readme/, and in docs/screenshots/
+    too when ``UPDATE_SCREENSHOTS=1`` (commit those to refresh the README)."""
+    size = page.viewport_size
+    page.set_viewport_size(README_VIEWPORT)
+    after_resize(page)
+    path = OUTPUT / "screenshots" / "readme" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        page.screenshot(path=str(path), full_page=False, animations="disabled")
+    finally:
+        if size:
+            page.set_viewport_size(size)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        README_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, README_SHOTS / path.name)
+    return path
 
 
 def run_axe(page: Page) -> dict[str, Any]:
