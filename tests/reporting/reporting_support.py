@@ -82,6 +82,7 @@ def build(scheme: dict | None = None) -> DataSet:
         (S.QUEUED, at(10, 9)), (S.ASSIGNED, at(10, 9)), (S.IN_PROGRESS, at(10, 9)),
         (S.SUBMITTED, at(10, 10)), (S.IN_QA, at(10, 10)), (S.REWORK, at(10, 10, 30)),
         (S.IN_PROGRESS, at(10, 10, 30)), (S.SUBMITTED, at(10, 11)), (S.COMPLETED, at(10, 11))])
+    t[6].rework_count = 1  # what the failing QA review (qa.reviews) records with the rework
     t[7] = _task(client, a, "normal", at(13, 9), _open(at(13, 9), S.QUEUED))
     t[8] = _task(client, a, "normal", at(11, 9), _open(at(11, 9)))
     t[9] = _task(client, b, "high", at(13, 15), _open(at(13, 15)))
