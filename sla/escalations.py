@@ -23,7 +23,7 @@ from provider_app.models import Message, Task, User
 from provider_app.vocab import EscalationReason
 
 from .models import Escalation
-from .notify import ASSIGNED, OPENED, audience, notify
+from .notify import ASSIGNED, OPENED, eligible_owner_ids, notify
 
 NOTE_MAX = 2000
 
@@ -136,11 +136,9 @@ def acknowledge(
 
 def eligible_owners(client_id: int) -> list[User]:
     """Leads who may see the client, and admins: the people an escalation can go to."""
-    ids = {r.user_id for level in (1, 2) for r in audience(level, [client_id])}
-    if not ids:
-        return []
     return list(db.session.scalars(
-        select(User).where(User.id.in_(ids)).order_by(User.name, User.email)
+        select(User).where(User.id.in_(eligible_owner_ids(client_id)))
+        .order_by(User.name, User.email)
     ))
 
 

@@ -19,7 +19,6 @@ import smtplib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -27,28 +26,35 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import current_app
 from sqlalchemy import (
+    CTE,
+    FromClause,
+    Insert,
     Integer,
+    Select,
     String,
+    Subquery,
     and_,
     case,
     cast,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
+    union,
     union_all,
     update,
 )
 
-from provider_app.db_types import UTCDateTime, utcnow
+from provider_app.db_types import utcnow
 from provider_app.extensions import db
 from provider_app.jobs import enqueue_after_commit
 from provider_app.models import Client, StaffClient, Task, User, UserRole
 from provider_app.vocab import EscalationReason, Role
 
-from .models import Escalation, Notification, OutboxEmail
-from .sql import random_public_id
+from .models import TOP_LEVEL, Escalation, Notification, OutboxEmail
+from .sql import NOW, random_public_id
 
 OPENED, RAISED, ASSIGNED = "opened", "raised", "assigned"
 MAX_ATTEMPTS = 5
@@ -58,17 +64,6 @@ _CLIENT_WORDING = {
     EscalationReason.SLA_BREACHED: "is past its turnaround time",
     EscalationReason.CLIENT_COMPLAINT: "has an open complaint from your team",
 }
-
-
-@dataclass
-class Recipient:
-    user_id: int
-    client_side: bool = False
-    # None: every client; otherwise the clients this person may see.
-    client_ids: set[int] | None = field(default=None)
-
-    def sees(self, client_id: int) -> bool:
-        return self.client_ids is None or client_id in self.client_ids
 
 
 def path_for(endpoint: str, **values: str) -> str:
@@ -83,122 +78,130 @@ def _with_role(role: Role):
     return select(UserRole.user_id).where(UserRole.role == role)
 
 
-def audience(level: int, client_ids: Iterable[int]) -> list[Recipient]:
-    """Everyone to tell about an escalation at ``level`` for these clients."""
-    client_ids = set(client_ids)
+def audience() -> CTE:
+    """Who hears about escalations, as rows the database joins to escalations.
+
+    Columns: ``user_id``, ``lo`` and ``hi`` (the levels this row covers),
+    ``client_id`` (NULL: every client) and ``client_side``. Level 1 goes to
+    active team leads who may see the client (no client restriction, or one
+    naming it), levels 2 and 3 to active admins, level 3 also to the client's
+    active ``client_admin`` users. Being SQL, it runs inside the sweep's
+    statements: no per-level queries and no Python loop over people. A
+    materialised CTE, so PostgreSQL computes it once, not once per escalation.
+    """
     provider = (User.active.is_(True), User.client_id.is_(None))
-    people: dict[int, Recipient] = {}
-    if level == 1:
-        rows = db.session.execute(
-            select(User.id, StaffClient.client_id)
-            .outerjoin(StaffClient, StaffClient.staff_id == User.id)
-            .where(*provider, User.id.in_(_with_role(Role.TEAM_LEAD)))
+    lead = User.id.in_(_with_role(Role.TEAM_LEAD))
+    no_client = cast(null(), Integer)
+    return union_all(
+        select(User.id.label("user_id"), literal(1).label("lo"), literal(1).label("hi"),
+               no_client.label("client_id"), literal(False).label("client_side"))
+        .where(*provider, lead, User.id.not_in(select(StaffClient.staff_id))),
+        select(User.id, literal(1), literal(1), StaffClient.client_id, literal(False))
+        .join(StaffClient, StaffClient.staff_id == User.id).where(*provider, lead),
+        select(User.id, literal(2), literal(TOP_LEVEL), no_client, literal(False))
+        .where(*provider, User.id.in_(_with_role(Role.ADMIN))),
+        select(User.id, literal(TOP_LEVEL), literal(TOP_LEVEL), User.client_id, literal(True))
+        .where(User.active.is_(True), User.client_id.is_not(None),
+               User.id.in_(_with_role(Role.CLIENT_ADMIN))),
+    ).cte("audience").prefix_with("MATERIALIZED", dialect="postgresql")
+
+
+def eligible_owner_ids(client_id: int) -> Select:
+    """Ids of the people an escalation of this client can be handed to: leads and admins."""
+    a = audience()
+    return select(a.c.user_id).where(
+        a.c.lo <= 2, a.c.client_side.is_(False),
+        or_(a.c.client_id.is_(None), a.c.client_id == client_id))
+
+
+def _recipients(esc: FromClause, event: str) -> Subquery:
+    """Each escalation in ``esc`` (its columns) once per person to tell, with
+    ``user_id`` and ``client_side``.
+
+    ``opened`` and ``raised`` go to the audience of the escalation's level,
+    ``raised`` and ``assigned`` to its (active) owner as well; UNION keeps one
+    row when the owner is also in the audience.
+    """
+    columns = [esc.c[c] for c in ESCALATION_COLUMNS]
+    branches = []
+    if event != ASSIGNED:
+        a = audience()
+        branches.append(
+            select(*columns, a.c.user_id, a.c.client_side)
+            .join_from(esc, a, and_(
+                esc.c.level.between(a.c.lo, a.c.hi),
+                or_(a.c.client_id.is_(None), a.c.client_id == esc.c.client_id)))
         )
-        links: dict[int, set[int]] = defaultdict(set)
-        for user_id, client_id in rows:
-            people.setdefault(user_id, Recipient(user_id))
-            if client_id is not None:
-                links[user_id].add(client_id)
-        for user_id, clients in links.items():
-            people[user_id].client_ids = clients
-    else:
-        for user_id in db.session.scalars(
-            select(User.id).where(*provider, User.id.in_(_with_role(Role.ADMIN)))
-        ):
-            people[user_id] = Recipient(user_id)
-    if level >= 3 and client_ids:
-        for user_id, client_id in db.session.execute(
-            select(User.id, User.client_id).where(
-                User.active.is_(True),
-                User.client_id.in_(client_ids),
-                User.id.in_(_with_role(Role.CLIENT_ADMIN)),
-            )
-        ):
-            people[user_id] = Recipient(user_id, client_side=True, client_ids={client_id})
-    return [p for p in people.values() if any(p.sees(c) for c in client_ids)]
+    if event != OPENED:  # nobody owns an escalation yet when it opens
+        branches.append(
+            select(*columns, User.id.label("user_id"), literal(False).label("client_side"))
+            .join_from(esc, User, User.id == esc.c.owner_id).where(User.active.is_(True))
+        )
+    return (union(*branches) if len(branches) > 1 else branches[0]).subquery("r")
 
 
 # --- notifying ------------------------------------------------------------------------
+
+# What ``esc`` (the escalations to notify about) must offer.
+ESCALATION_COLUMNS = ("id", "task_id", "client_id", "reason", "level", "owner_id", "public_id")
+
+
+def escalations_by_id(ids: Iterable[int]) -> Subquery:
+    """The escalations with these ids, shaped for ``notification_insert``."""
+    return select(*(Escalation.__table__.c[c] for c in ESCALATION_COLUMNS)).where(
+        Escalation.id.in_(list(ids))).subquery("esc")
+
+
+def notification_insert(esc: FromClause, event: str) -> Insert:
+    """INSERT ... SELECT of the notices about the escalations in ``esc``, RETURNING them.
+
+    The time is the ``now`` parameter (``NOW``), so the sweep can build its
+    statements once and run them every minute with new values.
+
+    ``esc`` has the ``ESCALATION_COLUMNS``: a subquery of the table, or in the
+    sweep a CTE over the rows an INSERT/UPDATE just returned (PostgreSQL runs
+    the whole chain as one statement). The RETURNING rows (``user_id``,
+    ``escalation_id``, ``text``, ``link``) are what ``queue_emails`` sends.
+    """
+    r = _recipients(esc, event)
+    text_, link = _wording(r, event, r.c.client_side)
+    rows = (
+        select(random_public_id(), r.c.user_id, r.c.id, text_, link,
+               NOW)
+        .select_from(r)
+        .join(Task, Task.id == r.c.task_id)
+        .join(Client, Client.id == r.c.client_id)
+    )
+    table = Notification.__table__
+    return (
+        insert(table)
+        .from_select(["public_id", "user_id", "escalation_id", "text", "link", "created_at"], rows)
+        .returning(table.c.user_id, table.c.escalation_id, table.c.text, table.c.link)
+    )
 
 
 def notify(escalation_ids: Iterable[int], event: str, *, now: datetime | None = None) -> int:
     """Write notifications (and their e-mails) about these escalations; returns how many.
 
     ``event`` is ``opened`` or ``raised`` (the escalation's current level picks
-    the audience) or ``assigned`` (only the owner hears). The rows are made by
-    one INSERT ... SELECT joining the escalations to their recipients, so a
-    sweep batch costs a statement, not a Python loop per notice. The caller
-    bounds ``escalation_ids`` (the sweep passes one batch at a time).
+    the audience) or ``assigned`` (only the owner hears). One INSERT ... SELECT
+    joins the escalations to their recipients, then one outbox INSERT.
     """
     now = now or utcnow()
     ids = list(escalation_ids)
-    recipients = _recipients(ids, event) if ids else []
-    if not recipients:
+    if not ids:
         return 0
-    r = union_all(*(
-        select(literal(p.user_id).label("user_id"),
-               literal(client_id, Integer).label("client_id"),
-               literal(escalation_id, Integer).label("escalation_id"),
-               literal(level).label("level"),
-               literal(p.client_side).label("client_side"))
-        for p, client_id, escalation_id, level in recipients
-    )).subquery("r")
-    text_, link = _wording(event, r.c.client_side)
-    rows = (
-        select(random_public_id(), r.c.user_id, Escalation.id, text_, link,
-               literal(now, UTCDateTime()))
-        .select_from(Escalation)
-        .join(Task, Task.id == Escalation.task_id)
-        .join(Client, Client.id == Escalation.client_id)
-        .join(r, and_(
-            r.c.level == Escalation.level,
-            or_(r.c.client_id.is_(None), r.c.client_id == Escalation.client_id),
-            or_(r.c.escalation_id.is_(None), r.c.escalation_id == Escalation.id),
-        ))
-        .where(Escalation.id.in_(ids))
-    )
-    table = Notification.__table__
     written = db.session.execute(
-        insert(table)
-        .from_select(["public_id", "user_id", "escalation_id", "text", "link", "created_at"], rows)
-        .returning(table.c.user_id, table.c.escalation_id, table.c.text, table.c.link)
-    ).all()
-    _queue_emails(written, now)
+        notification_insert(escalations_by_id(ids), event), {"now": now}).all()
+    queue_emails(written, now)
     return len(written)
 
 
-def _recipients(ids: list[int], event: str) -> list[tuple[Recipient, int | None, int | None, int]]:
-    """``(person, client_id or None for all, escalation_id or None for all, level)`` rows."""
-    entries: list[tuple[Recipient, int | None, int | None, int]] = []
-    if event != ASSIGNED:
-        pairs = db.session.execute(
-            select(Escalation.level, Escalation.client_id).where(Escalation.id.in_(ids)).distinct()
-        ).all()
-        for level in {lvl for lvl, _ in pairs}:
-            clients = {c for lvl, c in pairs if lvl == level}
-            for person in audience(level, clients):
-                scope = [None] if person.client_ids is None else sorted(person.client_ids & clients)
-                entries.extend((person, client_id, None, level) for client_id in scope)
-    if event == OPENED:
-        return entries  # nobody owns an escalation yet when it opens
-    owned = db.session.execute(
-        select(Escalation.id, Escalation.level, Escalation.client_id, User.id)
-        .join(User, User.id == Escalation.owner_id)
-        .where(Escalation.id.in_(ids), User.active.is_(True))
-    ).all()
-    for escalation_id, level, client_id, user_id in owned:
-        already = any(p.user_id == user_id and lvl == level and c in (None, client_id)
-                      for p, c, _, lvl in entries)
-        if not already:
-            entries.append((Recipient(user_id), client_id, escalation_id, level))
-    return entries
-
-
-def _wording(event: str, client_side) -> tuple:
+def _wording(esc: FromClause, event: str, client_side) -> tuple:
     """SQL for the notice's text and link; client-side readers see client-facing facts only."""
     ref = func.coalesce(Task.external_ref, func.substr(Task.public_id, 1, 8))
-    reason = func.replace(cast(Escalation.reason, String), "_", " ", type_=String)
-    level = cast(Escalation.level, String)
+    reason = func.replace(cast(esc.c.reason, String), "_", " ", type_=String)
+    level = cast(esc.c.level, String)
     subject = reason + " on " + Client.code + " task " + ref
     provider = {
         OPENED: literal("New escalation (level ") + level + "): " + subject,
@@ -207,7 +210,7 @@ def _wording(event: str, client_side) -> tuple:
         ASSIGNED: literal("Escalation assigned to you: ") + subject,
     }[event]
     wording = case(
-        *((Escalation.reason == reason_, text) for reason_, text in _CLIENT_WORDING.items()),
+        *((esc.c.reason == reason_, text) for reason_, text in _CLIENT_WORDING.items()),
         else_="needs attention",
     )
     client = (literal("Task ") + ref + " " + wording
@@ -218,12 +221,16 @@ def _wording(event: str, client_side) -> tuple:
     return (
         case((client_side, client), else_=provider),
         case((client_side, literal(task_path) + Task.public_id),
-             else_=literal(escalation_path) + Escalation.public_id),
+             else_=literal(escalation_path) + esc.c.public_id),
     )
 
 
-def _queue_emails(written: list, now: datetime) -> None:
-    """One e-mail per recipient per call: a digest when the sweep opens many at once."""
+def queue_emails(written: Iterable, now: datetime) -> None:
+    """One e-mail per recipient for ``written`` notices: a digest when there are several.
+
+    The sweep calls it once per run with every notice it wrote, so a lead gets
+    one e-mail per sweep however many escalations it opened or raised.
+    """
     by_user: dict[int, list] = defaultdict(list)
     for row in sorted(written, key=lambda row: (row.user_id, row.escalation_id)):
         by_user[row.user_id].append(row)

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from provider_app.models import AuditEvent, StaffClient, StaffProfile, Task
 from provider_app.vocab import EscalationReason, Role, SlaState
@@ -131,18 +131,42 @@ def test_batches_cover_every_task(db, setup):
     assert {t.sla_state for t in tasks} == {SlaState.AT_RISK}
 
 
-def test_every_mark_and_escalation_is_audited(db, setup):
-    task = running_task(setup)
-    sweep(ny(2026, 1, 12, 13))
-    events = db.session.execute(
-        select(AuditEvent.action, AuditEvent.object_type, AuditEvent.after)
-        .where(AuditEvent.action.in_(["task.sla_state", "escalation.open"]))
+def sweep_audit(db):
+    return db.session.execute(
+        select(AuditEvent.action, AuditEvent.object_type, AuditEvent.object_id,
+               AuditEvent.reason, AuditEvent.after)
+        .where(AuditEvent.action.in_(
+            ["task.sla_state", "escalation.open", "escalation.resolve", "escalation.raise"]))
         .order_by(AuditEvent.id)
     ).all()
-    assert events[0] == ("task.sla_state", "task", {"sla_state": "at_risk"})
-    assert events[1][:2] == ("escalation.open", "escalation")
-    assert db.session.scalar(select(AuditEvent.object_id).where(
-        AuditEvent.action == "task.sla_state")) == task.id
+
+
+def test_one_audit_row_per_task_names_the_escalations_opened_and_superseded(db, setup):
+    """The mark, the escalation it opens and the one it supersedes are one audit row."""
+    task = running_task(setup)
+    sweep(ny(2026, 1, 12, 13))
+    sweep(ny(2026, 1, 12, 14, 1))
+    at_risk, breached = escalations(db, task)
+    assert sweep_audit(db) == [
+        ("escalation.open", "escalation", at_risk.id, "sla_at_risk: SLA sweep",
+         {"task_id": task.id, "sla_state": "at_risk", "escalation_id": at_risk.id,
+          "superseded_id": None}),
+        ("escalation.open", "escalation", breached.id, "sla_breached: SLA sweep",
+         {"task_id": task.id, "sla_state": "breached", "escalation_id": breached.id,
+          "superseded_id": at_risk.id}),
+    ]
+
+
+def test_a_mark_that_opens_nothing_is_audited_on_the_task(db, setup):
+    task = running_task(setup)
+    open_escalation(task, R.SLA_BREACHED, detail="spotted by a lead")
+    opened_by_hand = sweep_audit(db)
+    sweep(ny(2026, 1, 20, 9))
+    assert sweep_audit(db)[len(opened_by_hand):] == [
+        ("task.sla_state", "task", task.id, "SLA sweep: breached",
+         {"task_id": task.id, "sla_state": "breached", "escalation_id": None,
+          "superseded_id": None}),
+    ]
 
 
 def test_escalation_public_ids_are_unique_and_opaque(db, setup):
@@ -215,6 +239,12 @@ def test_level_rises_without_acknowledgement(db, setup, people):
     assert client_note.link == f"/portal/tasks/{task.public_id}"
     assert "sla" not in client_note.text.lower() and "level" not in client_note.text
     assert sweep(opened + timedelta(days=30)).raised == 0  # 3 is the top
+    assert [row for row in sweep_audit(db) if row.action == "escalation.raise"] == [
+        ("escalation.raise", "escalation", escalation.id,
+         "not acknowledged within 60 min: level 1 -> 2", {"level": 2}),
+        ("escalation.raise", "escalation", escalation.id,
+         "not acknowledged within 240 min: level 2 -> 3", {"level": 3}),
+    ]
 
 
 def test_level_stays_once_acknowledged(db, setup, people):
@@ -235,15 +265,23 @@ def test_clients_without_rules_never_rise(db):
     assert escalations(db, task)[0].level == 1
 
 
-def test_one_digest_email_per_person_per_batch(db, setup, people):
-    for i in range(4):
-        running_task(setup, ny(2026, 1, 12, 10) + timedelta(minutes=i))
-    sweep(ny(2026, 1, 12, 14))
-    mail = db.session.scalars(select(OutboxEmail)).all()
-    assert len(mail) == 1
-    assert mail[0].subject == "4 escalations need your attention"
-    assert mail[0].body.count("/escalations/") == 4
-    assert db.session.scalar(select(func.count()).select_from(Notification)) == 4
+def test_one_digest_email_per_person_per_sweep(db, setup, people):
+    """Four escalations opened and one raised in a sweep: one e-mail per person."""
+    waiting = running_task(setup, ny(2026, 1, 12, 9), priority="high")  # at risk Thu 15:00
+    sweep(ny(2026, 1, 15, 15))
+    db.session.execute(delete(OutboxEmail))
+    late = running_task(setup, ny(2026, 1, 15, 9))  # breaches at 13:00
+    for i in range(3):  # at risk from 15:00, due from 16:00
+        running_task(setup, ny(2026, 1, 15, 12) + timedelta(minutes=i))
+    result = sweep(ny(2026, 1, 15, 16))
+    assert (result.breached, result.at_risk, result.opened, result.raised) == (1, 3, 4, 1)
+    mail = {m.to_address: m for m in db.session.scalars(select(OutboxEmail))}
+    assert set(mail) == {people["lead"].email, people["admin"].email}
+    assert mail[people["lead"].email].subject == "4 escalations need your attention"
+    assert mail[people["lead"].email].body.count("/escalations/") == 4
+    assert mail[people["admin"].email].subject.startswith("Escalation raised to level 2")
+    assert (late.sla_state, waiting.escalation_level) == (SlaState.BREACHED, 2)
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 1 + 4 + 1
 
 
 def test_sweep_leaves_task_versions_alone(db, setup):
