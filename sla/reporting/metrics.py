@@ -30,8 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ARRAY, Float, Integer, and_, case, cast, func, literal, or_, select, text
-from sqlalchemy.dialects.postgresql import array as pg_array
+from sqlalchemy import Integer, and_, case, cast, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from provider_app.extensions import db
@@ -286,13 +285,16 @@ def counts_statement(client_id: int, period: Period, age_instants: list[datetime
 TOTAL = "total"  # the key of the whole period's percentiles (task types are keyed by id)
 
 
-def completed_figures(session: Session, client_id: int, period: Period) -> tuple[dict, int]:
+def completed_figures(session: Session, client_id: int, period: Period,
+                      by_type: bool = True) -> tuple[dict, int]:
     """Turnaround percentiles and the reworked count, for tasks completed in the period.
 
     Returns ``({key: (median, p90, p95)}, reworked)``; ``key`` is TOTAL for the whole
-    period or a task type id. On PostgreSQL one scan of the ``ix_tasks_client_completed``
-    range gives everything: ``ROLLUP(task_type_id)`` with ``percentile_cont`` (which skips
-    tasks without a turnaround) and the reworked count beside it. SQLite ranks with
+    period or a task type id (only with ``by_type``: when one task type has all the
+    completed work, its percentiles are the total's and the caller copies them). On
+    PostgreSQL one scan of the ``ix_tasks_client_completed`` range gives everything:
+    ``percentile_cont`` (which skips tasks without a turnaround), per type through
+    ``ROLLUP(task_type_id)``, and the reworked count beside it. SQLite ranks with
     ``row_number`` windows (overall and per type) and interpolates between closest ranks
     exactly like ``percentile_cont``, then counts the reworked tasks apart.
 
@@ -306,16 +308,17 @@ def completed_figures(session: Session, client_id: int, period: Period) -> tuple
     value = Task.sla_elapsed_hours
     reworked = func.count().filter(Task.rework_count > 0)
     if session.get_bind().dialect.name == "postgresql":
-        # One percentile_cont over the array of fractions: one sort per group, not three.
-        pcts = func.percentile_cont(pg_array(PERCENTILES), type_=ARRAY(Float)).within_group(
-            value.asc())
-        stmt = (select(Task.task_type_id, func.grouping(Task.task_type_id), reworked, pcts)
-                .where(completed).group_by(func.rollup(Task.task_type_id)))
+        cols = [func.percentile_cont(p).within_group(value.asc()) for p in PERCENTILES]
+        if by_type:
+            stmt = (select(Task.task_type_id, func.grouping(Task.task_type_id), reworked, *cols)
+                    .where(completed).group_by(func.rollup(Task.task_type_id)))
+        else:
+            stmt = select(literal(None), literal(1), reworked, *cols).where(completed)
         out, total_reworked = {}, 0
-        for type_id, whole, n_reworked, values in session.execute(stmt):
+        for type_id, whole, n_reworked, *values in session.execute(stmt):
             if whole:
                 total_reworked = n_reworked
-            if values and values[0] is not None:
+            if values[0] is not None:
                 out[TOTAL if whole else type_id] = tuple(round(float(v), 4) for v in values)
         return out, total_reworked
     return (_ranked_percentiles(session, and_(completed, value.is_not(None))),
@@ -462,10 +465,15 @@ def sla_report(client: Client, period: Period, *, with_credits: bool = True) -> 
                 for name in ("completed", "cancelled", "met", "tat_n", "tat_sum"):
                     setattr(week, name, getattr(week, name) + (getattr(row, name) or 0))
                 week.breached += (row.breached or 0) - (row.breached_open or 0)
-        pcts, total.reworked = completed_figures(session, client.id, period)
+        timed_types = [fig for fig in by_type.values() if fig.tat_n]
+        pcts, total.reworked = completed_figures(session, client.id, period,
+                                                 by_type=len(timed_types) > 1)
         for key, (med, p90, p95) in pcts.items():
             fig = total if key == TOTAL else by_type[type_names.get(key, "?")]
             fig.median, fig.p90, fig.p95 = med, p90, p95
+        if len(timed_types) == 1:
+            fig = timed_types[0]
+            fig.median, fig.p90, fig.p95 = total.median, total.p90, total.p95
         escalations = _escalations(session, client.id, period)
         risk = at_risk_now(session, client.id)
     report = Report(

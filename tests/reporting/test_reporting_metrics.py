@@ -111,6 +111,9 @@ def test_other_client_sees_only_its_own(data):
     other = sla_report(data.other, data.period)
     assert (other.total.received, other.total.completed, other.total.met) == (1, 1, 1)
     assert other.qa["reviewed"] == 0 and other.escalations == []
+    # One task type with completed work (13: Mon 09-11): its percentiles are the total's.
+    assert other.total.median == other.by_task_type[data.type_a.name].median == 2.0
+    assert other.by_task_type[data.type_a.name].p95 == 2.0
 
 
 def test_empty_period(data):
