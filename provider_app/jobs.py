@@ -8,12 +8,18 @@ Jobs are enqueued only once the transaction that needs them has committed.
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from redis import Redis
 from rq import Queue, Retry
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -131,3 +137,87 @@ def ping(value: str) -> str:
 
     record("job.ping", object_type="job", reason=value)
     return f"pong:{value}"
+
+
+# --- jobs an administrator must see: abandoned, failed, requeued -------------------------
+
+
+@dataclass(frozen=True)
+class QueueState:
+    name: str
+    queued: int
+    running: int
+    scheduled: int  # waiting for a retry (back-off) or a set time
+    failed: int
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    id: str
+    queue: str
+    job: str  # the job's function path (never its arguments: they may name client data)
+    ended_at: datetime | None
+    reason: str  # the last line of the error, shortened
+
+
+def reap_abandoned(at: float | None = None) -> None:
+    """Retry, or record as failed, every job whose worker died mid-run (``kill -9``, OOM).
+
+    A running job's entry in RQ's started registry carries the worker's heartbeat
+    expiry (the job's timeout, at most 30 s, plus 60 s). Once it has lapsed,
+    RQ's own cleanup gives the job its next retry (with the back-off) or moves it to
+    the failed registry with ``AbandonedJobError``. Workers run this every 10
+    minutes; the admin jobs page runs it on every view, so what it shows is current.
+    ``at`` (a Unix time) lets a test look past the heartbeat without waiting for it.
+    """
+    for name in QUEUES:
+        queue = get_queue(name)
+        StartedJobRegistry(queue=queue).cleanup(timestamp=at if at is not None else time.time())
+
+
+def queue_states() -> list[QueueState]:
+    states = []
+    for name in QUEUES:
+        queue = get_queue(name)
+        states.append(QueueState(
+            name=name, queued=queue.count,
+            running=StartedJobRegistry(queue=queue).get_job_count(cleanup=False),
+            scheduled=ScheduledJobRegistry(queue=queue).get_job_count(cleanup=False),
+            failed=FailedJobRegistry(queue=queue).get_job_count(cleanup=False),
+        ))
+    return states
+
+
+def failed_jobs(limit: int = 100) -> list[FailedJob]:
+    """The most recent failed jobs of every queue, newest first."""
+    found: list[FailedJob] = []
+    for name in QUEUES:
+        queue = get_queue(name)
+        registry = FailedJobRegistry(queue=queue)
+        ids = registry.get_job_ids(start=0, end=limit - 1, desc=True, cleanup=False)
+        for job in Job.fetch_many(ids, connection=queue.connection):
+            if job is None:  # expired between the two reads
+                continue
+            result = job.latest_result()
+            error = (result.exc_string if result is not None else "") or ""
+            last = error.strip().splitlines()[-1] if error.strip() else "(no error recorded)"
+            found.append(FailedJob(id=job.id, queue=name, job=job.description or job.func_name,
+                                   ended_at=job.ended_at, reason=last[:300]))
+    found.sort(key=lambda j: j.ended_at or datetime.min, reverse=True)
+    return found[:limit]
+
+
+def requeue_failed(job_id: str, *, actor) -> bool:
+    """Put a failed job back on its queue (audited); False when no such failed job exists."""
+    from .audit import record
+
+    for name in QUEUES:
+        registry = FailedJobRegistry(queue=get_queue(name))
+        try:
+            job = registry.requeue(job_id)
+        except (InvalidJobOperation, NoSuchJobError):
+            continue
+        record("job.requeued", object_type="job", actor=actor,
+               reason=f"{job.description or job.func_name} ({job_id}) on queue {name}")
+        return True
+    return False

@@ -8,6 +8,8 @@ database schema is at this code's migration head, so a node started before
 out of the load balancer. Both are public (load balancers do not sign in) and
 say only ok/fail per check, never connection details. ``/metrics`` is for
 Prometheus only (a METRICS_TOKEN bearer, or loopback), see metrics.py.
+``/admin/jobs`` shows administrators the job queues: what waits, runs, waits for
+a retry, and what failed (a job whose worker was killed included), with a requeue.
 """
 
 from __future__ import annotations
@@ -20,13 +22,26 @@ from pathlib import Path
 
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from flask import Blueprint, abort, current_app, jsonify
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from . import metrics
-from .access import public
+from . import jobs, metrics
+from .access import public, roles_required
 from .extensions import db
 from .jobs import redis_connection
+from .vocab import Role
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger(__name__)
@@ -103,3 +118,26 @@ def prometheus_metrics():
     if not metrics.scrape_allowed():
         abort(404)  # do not advertise the endpoint to the internet
     return metrics.response(current_app._get_current_object())
+
+
+@bp.route("/admin/jobs", methods=["GET"])
+@roles_required(Role.ADMIN)
+def jobs_page():
+    """Queues and failed jobs; abandoned jobs (worker killed) are reaped first."""
+    try:
+        jobs.reap_abandoned()
+        states, failed = jobs.queue_states(), jobs.failed_jobs()
+    except RedisError:
+        return render_template("ops/jobs.html", states=None, failed=[]), 503
+    return render_template("ops/jobs.html", states=states, failed=failed)
+
+
+@bp.route("/admin/jobs", methods=["POST"])
+@roles_required(Role.ADMIN)
+def requeue_job():
+    """Requeue one failed job (by id, from the form): the admin has fixed the cause."""
+    job_id = request.form.get("job_id", "").strip()
+    if not job_id or len(job_id) > 64 or not jobs.requeue_failed(job_id, actor=current_user):
+        abort(404)
+    flash("The job is back on its queue.", "success")
+    return redirect(url_for("ops.jobs_page"))

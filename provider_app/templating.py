@@ -14,6 +14,7 @@ from .vocab import Role
 NAVIGATION: list[tuple[str, str, frozenset[Role]]] = [
     ("provider.admin_home", "Admin", frozenset({Role.ADMIN})),
     ("audit.events", "Audit", frozenset({Role.ADMIN})),
+    ("ops.jobs_page", "Jobs", frozenset({Role.ADMIN})),
     ("provider.board", "Board", frozenset({Role.TEAM_LEAD, Role.ADMIN})),
     ("provider.staff", "Staff", frozenset({Role.TEAM_LEAD, Role.ADMIN})),
     ("provider.my_work", "My work", frozenset({Role.SPECIALIST})),

@@ -28,7 +28,7 @@ from tests.factories import gen_client, gen_task, gen_task_type, gen_user
 
 SECRET = "BRAVO-SECRET"
 KNOWN_ARGUMENTS = {"public_id", "job_id", "code", "task_id", "effective_from", "token",
-                   "filename"}
+                   "filename", "answer"}
 ALLOWED = {400, 401, 403, 404, 405, 409, 410, 422}
 ROLES = [Role.CLIENT_USER, Role.CLIENT_ADMIN, Role.TEAM_LEAD, Role.SPECIALIST,
          Role.QA_REVIEWER]
@@ -87,7 +87,7 @@ def fill(rule, world) -> list[str]:
     candidates = {
         "public_id": world["ids"], "job_id": world["job_ids"] + world["ids"],
         "task_id": world["ids"], "code": [world["b"].code], "effective_from": ["2020-01-01"],
-        "token": [uuid.uuid4().hex], "filename": [],
+        "token": [uuid.uuid4().hex], "filename": [], "answer": ["accept", "decline"],
     }
     main = next(a for a in ("public_id", "job_id", "code", "token", "filename")
                 if a in rule.arguments)
@@ -97,7 +97,7 @@ def fill(rule, world) -> list[str]:
         values[main] = value
         path = rule.rule
         for arg, val in values.items():
-            path = re.sub(rf"<(?:[a-z]+:)?{arg}>", str(val), path)
+            path = re.sub(rf"<(?:[^<>:]+:)?{arg}>", str(val), path)  # any converter
         urls.append(path)
     return urls
 
