@@ -64,6 +64,11 @@ def metrics_csv(report: Report) -> str:
         writer.writerow(["service credit total", report.credits.total])
         for line in report.credits.lines:
             writer.writerow([f"credit {line.level}", line.amount, line.calculation])
+        if report.credits.earn_back:
+            earn_back = report.credits.earn_back
+            writer.writerow(["service credit before earn-back", report.credits.before_earn_back])
+            writer.writerow(["earned back", report.credits.earned_back, earn_back.status,
+                             earn_back.calculation])
     return out.getvalue()
 
 

@@ -17,11 +17,11 @@ from pypdf import PdfReader
 
 from provider_app.extensions import db as _db
 from provider_app.lifecycle import transition
-from provider_app.vocab import Status
+from provider_app.vocab import Role, Status
 from sla.reporting.credits import credits_for
 from sla.reporting.metrics import level_actuals, sla_report
 from sla.reporting.period import Period, month_period
-from tests.factories import gen_token
+from tests.factories import gen_token, gen_user
 from tests.reporting.reporting_support import at, build
 
 POOL = {"kind": "pool", "at_risk_pct": 12, "pool_allocation_pct": 150,
@@ -96,9 +96,10 @@ def test_pending_until_the_next_period_has_ended(data):
     assert credits.total == Decimal("1200.00") and credits.earned_back == Decimal("0")
 
 
-def test_earn_back_in_the_api_and_pdf(client, data):
+def test_earn_back_in_the_api_page_csv_and_pdf(client, data):
     _clear_next_period(data)
     token = gen_token(data.client)
+    user = gen_user(Role.CLIENT_USER, data.client)
     _db.session.commit()
     body = client.get("/api/v1/reports/sla" + Q,
                       headers={"Authorization": f"Bearer {token}"}).get_json()
@@ -110,6 +111,11 @@ def test_earn_back_in_the_api_and_pdf(client, data):
     assert credits["earn_back"]["next_period"] == {"from": "2025-06-16", "to": "2025-06-29"}
     assert credits["earn_back"]["next_period_actuals"] == {"attainment": 100.0,
                                                            "qa_accuracy": None}
+    client.login(user)
+    page = client.get("/portal/reports" + Q).get_data(as_text=True)
+    assert "Earn-back from the next period" in page and "480.00" in page
+    csv_text = client.get("/portal/reports/metrics.csv" + Q).get_data(as_text=True)
+    assert "earned back,480.00,earned_back," in csv_text
     pdf = client.get("/api/v1/reports/sla.pdf" + Q, headers={"Authorization": f"Bearer {token}"})
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
     assert "Earn-back from the next period" in text
