@@ -65,6 +65,9 @@ class CreditResult:
     before_earn_back: Decimal = Decimal("0")
     earned_back: Decimal = Decimal("0")
     earn_back: EarnBack | None = None
+    # What this period's figures win back of the previous period's credit (the invoice for
+    # this period is where that credit is returned).
+    previous: PreviousEarnBack | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -80,6 +83,7 @@ class CreditResult:
             "total_before_earn_back": str(self.before_earn_back),
             "earned_back": str(self.earned_back),
             "earn_back": self.earn_back.as_dict() if self.earn_back else None,
+            "previous_period_earn_back": self.previous.as_dict() if self.previous else None,
         }
 
 
@@ -101,6 +105,23 @@ class EarnBack:
         return {"status": self.status,
                 "next_period": {"from": self.start.isoformat(), "to": self.end.isoformat()},
                 "next_period_actuals": self.actuals, "calculation": self.calculation}
+
+
+@dataclass(frozen=True)
+class PreviousEarnBack:
+    """The previous period's credit and the part of it this period's figures earn back."""
+
+    start: date
+    end: date
+    actuals: dict
+    credit: Decimal
+    earned_back: Decimal
+    calculation: str
+
+    def as_dict(self) -> dict:
+        return {"period": {"from": self.start.isoformat(), "to": self.end.isoformat()},
+                "actuals": self.actuals, "credit": str(self.credit),
+                "earned_back": str(self.earned_back), "calculation": self.calculation}
 
 
 def _missed(actual: float | None, target: float) -> bool:
@@ -192,13 +213,13 @@ def compute_credits(scheme: dict | None, fee: Decimal, targets: dict, actuals: d
 
 
 def credits_for(report, now: datetime | None = None) -> CreditResult | None:
-    """The credits a metrics report's contract gives, with earn-back from the next period.
+    """The credits a metrics report's contract gives, with earn-back both ways.
 
-    Earn-back needs the following period's figures only when the scheme has it and a level
-    was missed; they are computed (two small aggregates) once that period has ended.
+    Only for a pool scheme with ``earn_back``: this period's credit is earned back when the
+    following period beats a missed level's target (decided once that period has ended),
+    and the previous period's credit is earned back by this period's figures. Each side
+    costs two small aggregates (``level_actuals``), run only when a level was missed.
     """
-    from .metrics import level_actuals
-
     contract = report.contract
     if contract is None:
         return None
@@ -210,10 +231,25 @@ def credits_for(report, now: datetime | None = None) -> CreditResult | None:
                              currency=contract.currency)
     if result is None or result.kind != "pool" or not scheme.get("earn_back"):
         return result
-    if not any(line.missed for line in result.lines):
-        return result
+    if any(line.missed for line in result.lines):
+        result = _with_earn_back(report, result, targets, actuals, now or datetime.now(UTC))
+    result.previous = _previous_earn_back(report, targets, actuals)
+    return result
+
+
+def _shown(actuals: dict) -> str:
+    return ", ".join(f"{level} {value}%" if value is not None else f"{level} no figure"
+                     for level, value in actuals.items())
+
+
+def _with_earn_back(report, result: CreditResult, targets: dict, actuals: dict,
+                    now: datetime) -> CreditResult:
+    """``result`` recomputed with the following period's figures (or marked pending)."""
+    from .metrics import level_actuals
+
+    contract, scheme = report.contract, report.contract.credit_scheme
     nxt = report.period.following()
-    if nxt.hi > (now or datetime.now(UTC)):
+    if nxt.hi > now:
         result.earn_back = EarnBack(
             "pending", nxt.start, nxt.end, {},
             f"decided when the next period ({nxt.label}) has ended: a missed level's credit "
@@ -223,12 +259,38 @@ def credits_for(report, now: datetime | None = None) -> CreditResult | None:
     result = compute_credits(scheme, contract.monthly_fee, targets, actuals, next_actuals,
                              currency=contract.currency)
     beaten = [line for line in result.lines if line.earned_back]
-    shown = ", ".join(f"{level} {value}%" if value is not None else f"{level} no figure"
-                      for level, value in next_actuals.items())
-    calc = (f"next period {nxt.label}: {shown}. "
+    calc = (f"next period {nxt.label}: {_shown(next_actuals)}. "
             + (f"Earned back: {', '.join(x.level for x in beaten)}; credit "
                f"{result.before_earn_back} − {result.earned_back} = {result.total}"
                if beaten else "no missed level's target beaten: the credit stands"))
     result.earn_back = EarnBack("earned_back" if beaten else "not_earned_back",
                                 nxt.start, nxt.end, next_actuals, calc)
     return result
+
+
+def _previous_earn_back(report, targets: dict, actuals: dict) -> PreviousEarnBack | None:
+    """The previous period's credit under the same contract, and what this period wins back.
+
+    None when the contract did not cover the previous period or nothing was missed in it.
+    """
+    from sla.clock import active_contract
+
+    from .metrics import level_actuals
+
+    contract = report.contract
+    prev = report.period.preceding()
+    earlier = active_contract(report.client.id, prev.end)
+    if earlier is None or earlier.id != contract.id:
+        return None
+    prev_actuals = level_actuals(report.client.id, prev)
+    prior = compute_credits(contract.credit_scheme, contract.monthly_fee, targets, prev_actuals,
+                            actuals, currency=contract.currency)
+    if not any(line.missed for line in prior.lines):
+        return None
+    beaten = [line.level for line in prior.lines if line.earned_back]
+    calc = (f"previous period {prev.label}: {_shown(prev_actuals)}: credit "
+            f"{prior.before_earn_back}. This period: {_shown(actuals)}. "
+            + (f"Earned back: {', '.join(beaten)} = {prior.earned_back}" if beaten
+               else "no missed level's target beaten: nothing earned back"))
+    return PreviousEarnBack(prev.start, prev.end, prev_actuals, prior.before_earn_back,
+                            prior.earned_back, calc)

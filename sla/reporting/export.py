@@ -69,6 +69,10 @@ def metrics_csv(report: Report) -> str:
             writer.writerow(["service credit before earn-back", report.credits.before_earn_back])
             writer.writerow(["earned back", report.credits.earned_back, earn_back.status,
                              earn_back.calculation])
+        if report.credits.previous:
+            previous = report.credits.previous
+            writer.writerow(["previous period credit earned back", previous.earned_back,
+                             previous.calculation])
     return out.getvalue()
 
 

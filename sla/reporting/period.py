@@ -63,6 +63,14 @@ class Period:
         days = (self.end - self.start).days + 1
         return Period(self.end + timedelta(days=1), self.end + timedelta(days=days), self.tz)
 
+    def preceding(self) -> Period:
+        """The previous period of the same kind (the one whose credit this one can win back)."""
+        if self.is_month:
+            last = self.start - timedelta(days=1)
+            return month_period(last.year, last.month, self.tz)
+        days = (self.end - self.start).days + 1
+        return Period(self.start - timedelta(days=days), self.start - timedelta(days=1), self.tz)
+
 
 def month_period(year: int, month: int, tz: str) -> Period:
     first = date(year, month, 1)

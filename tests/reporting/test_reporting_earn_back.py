@@ -88,6 +88,21 @@ def test_earned_back_when_the_next_period_beats_the_target(data):
     assert credits.earn_back.calculation.endswith("credit 1200.00 − 480.00 = 720.00")
 
 
+def test_the_next_period_report_shows_what_it_earns_back(data):
+    _clear_next_period(data)
+    following = sla_report(data.client, data.period.following())
+    credits = following.credits
+    # June 16-29 itself: attainment 100 % (no credit), no QA figure (no credit).
+    assert credits.total == Decimal("0") and credits.earn_back is None
+    # June 2-15's credit was 1,200 (see the module docstring); 100 % beats the attainment
+    # target, so its 1,080 leaves the capped sum: 1,200 - 720 = 480 earned back.
+    previous = credits.previous
+    assert (previous.start, previous.end) == (date(2025, 6, 2), date(2025, 6, 15))
+    assert previous.actuals == {"attainment": 50.0, "qa_accuracy": 75.0}
+    assert previous.credit == Decimal("1200.00") and previous.earned_back == Decimal("480.00")
+    assert previous.calculation.endswith("Earned back: attainment = 480.00")
+
+
 def test_pending_until_the_next_period_has_ended(data):
     _clear_next_period(data)
     report = sla_report(data.client, data.period, with_credits=False)
