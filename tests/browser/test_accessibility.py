@@ -48,6 +48,19 @@ def submit_empty_sign_in(page: Page) -> None:
     expect(page.get_by_label("E-mail")).to_have_attribute("aria-invalid", "true")
 
 
+def open_first_held_task(page: Page) -> None:
+    page.goto("/work")
+    page.get_by_role("table").get_by_role("link").first.click()
+    expect(page).to_have_url(re.compile(r"/work/tasks/[\w-]+$"))
+
+
+def open_first_board_task(page: Page) -> None:
+    page.goto("/board?status=queued")
+    queued = page.get_by_role("row").filter(has=page.get_by_role("checkbox"))
+    queued.first.get_by_role("link").first.click()
+    expect(page).to_have_url(re.compile(r"/board/tasks/[\w-]+$"))
+
+
 @dataclass(frozen=True)
 class MainPage:
     name: str
@@ -70,12 +83,17 @@ MAIN_PAGES = [
     MainPage("sign-in-errors", None, reach=submit_empty_sign_in),
     MainPage("admin-home", ADMIN, "/admin"),
     MainPage("lead-board", LEAD, "/board"),
+    MainPage("board-task", LEAD, reach=open_first_board_task),
     MainPage("escalations", LEAD, "/escalations"),
     MainPage("my-work", SPECIALIST, "/work"),
+    MainPage("workspace", SPECIALIST, reach=open_first_held_task),
     MainPage("qa-queue", QA, "/qa/"),
     MainPage("portal-home", NORTHSTAR_USER, "/portal/"),
     MainPage("portal-tasks", NORTHSTAR_USER, "/portal/tasks"),
     MainPage("portal-task-detail", NORTHSTAR_USER, reach=open_first_task),
+    MainPage("portal-send-coi", NORTHSTAR_USER, "/portal/tasks/new/COI"),
+    MainPage("portal-bulk-upload", NORTHSTAR_USER, "/portal/imports/new"),
+    MainPage("portal-sla-dashboard", NORTHSTAR_USER, "/portal/reports"),
     MainPage("not-found", NORTHSTAR_USER, "/portal/tasks/no-such-task"),
 ]
 
