@@ -41,7 +41,7 @@ from qa.reviews import claim, complete_review
 from sla.escalations import acknowledge, open_escalation
 from tests.conftest import AppClient, is_postgres
 from tests.conftest import test_config as base_config
-from tests.factories import gen_user
+from tests.factories import gen_client, gen_contract, gen_specialist, gen_task_type, gen_user
 from tests.qa.conftest import World, entries
 
 pytestmark = pytest.mark.postgres_only
@@ -112,8 +112,6 @@ def _review_form(task: Task, version: int, comment: str) -> dict[str, str]:
 
 
 def _world() -> World:
-    from tests.factories import gen_client, gen_contract, gen_specialist, gen_task_type
-
     client = gen_client()
     task_type = gen_task_type()
     gen_contract(client)
