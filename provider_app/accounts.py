@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from flask import current_app, url_for
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import joinedload
 
 from sla.models import OutboxEmail
 
@@ -207,9 +208,13 @@ def issue_token(
 
 
 def token_client(plain: str) -> ApiToken | None:
-    """The live token matching ``plain`` (its last-used time refreshed), or None."""
+    """The live token matching ``plain`` (its last-used time refreshed), or None.
+
+    The token's client comes in the same query: every API call needs it.
+    """
     token = db.session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == _digest(plain), ApiToken.revoked_at.is_(None))
+        select(ApiToken).options(joinedload(ApiToken.client))
+        .where(ApiToken.token_hash == _digest(plain), ApiToken.revoked_at.is_(None))
     )
     now = utcnow()
     if token is not None and (

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ScalarSelect, Select, func, select
 from sqlalchemy.orm import lazyload
 
 from sla.clock import start_clock
@@ -22,7 +22,7 @@ from ..audit import record
 from ..db_types import utcnow
 from ..extensions import db
 from ..jobs import enqueue_after_commit
-from ..lifecycle import transition
+from ..lifecycle import admit, transition
 from ..models import Client, Sop, Task, TaskType, User
 from ..vocab import OPEN_STATUSES, Status
 from . import documents
@@ -63,6 +63,15 @@ def current_sop_ids(task_type_ids: Iterable[int]) -> dict[int, int]:
     for task_type_id, sop_id in rows:
         newest.setdefault(task_type_id, sop_id)
     return newest
+
+
+def current_sop_id(task_type_id: int) -> ScalarSelect:
+    """``current_sop_ids`` for one type as a sub-query, so the task's INSERT looks it up."""
+    return (
+        select(Sop.id)
+        .where(Sop.task_type_id == task_type_id, Sop.published_at.is_not(None))
+        .order_by(Sop.version.desc()).limit(1).scalar_subquery()
+    )
 
 
 def duplicate_key(external_ref: str | None, fields: Mapping[str, Any]) -> dict[str, str] | None:
@@ -122,7 +131,7 @@ def create_task(
         fields=data.fields,
         source=source,
         created_by_id=actor.id if actor is not None else None,
-        sop_id=current_sop_ids([task_type.id]).get(task_type.id),
+        sop_id=current_sop_id(task_type.id),
         received_at=now,
         status=Status.RECEIVED,
         documents=[],  # known to be empty: no lazy load when the task is shown
@@ -131,20 +140,15 @@ def create_task(
     task.duplicate_of_id = find_duplicate(
         client.id, task_type.id, data.external_ref, data.fields, now=now
     )
-    db.session.add(task)
-    db.session.flush()
-    record(
-        "task.create", object_type="task", object_id=task.id, client_id=client.id, actor=actor,
-        after={"task_type": task_type.code, "source": source, "external_ref": task.external_ref},
-        at=now,
-    )
+    admit(task, Status.QUEUED, actor=actor, reason=f"received via {source}", at=now,
+          created={"task_type": task_type.code, "source": source,
+                   "external_ref": task.external_ref})
     if task.duplicate_of_id is not None:
         record(
             "task.duplicate_flagged", object_type="task", object_id=task.id,
             client_id=client.id, actor=actor, reason="matches an open task received recently",
             after={"duplicate_of_id": task.duplicate_of_id}, at=now,
         )
-    transition(task, Status.QUEUED, actor=actor, reason=f"received via {source}", at=now)
     for prepared in attachments:
         documents.attach(task, prepared, actor=actor)
     enqueue_after_commit(ASSIGN_JOB)

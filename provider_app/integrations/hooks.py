@@ -12,18 +12,23 @@ so both happen in the same transaction as their cause, or not at all. A failure 
 is logged and contained in a savepoint: it never makes the cause itself fail (the periodic
 catch-up emits missed events later). Audit rows inserted with set-based SQL are invisible
 here; ``emit.catch_up`` covers them.
+
+Most clients have neither rules nor endpoints, and this runs on every intake request: one
+query first asks which of the clients involved have any (``_interested``), and nothing else
+is loaded for the others.
 """
 
 from __future__ import annotations
 
 from flask import current_app, has_app_context
-from sqlalchemy import event
+from sqlalchemy import event, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from ..audit import record
 from ..extensions import db
 from ..models import AuditEvent, Task
 from . import automation, emit
+from .models import AutomationRule, WebhookEndpoint
 
 EVENTS_KEY = "integrations_event_rows"
 TASKS_KEY = "integrations_new_tasks"
@@ -36,7 +41,7 @@ def _collect(session: Session, flush_context) -> None:
         if not isinstance(obj, AuditEvent) or obj.client_id is None:
             continue
         if obj.action == "task.create" and obj.object_id is not None:
-            session.info.setdefault(TASKS_KEY, []).append(obj.object_id)
+            session.info.setdefault(TASKS_KEY, []).append((obj.object_id, obj.client_id))
         if emit.event_for(obj.action, obj.from_status, obj.to_status):
             session.info.setdefault(EVENTS_KEY, []).append((obj.id, obj.client_id))
 
@@ -48,10 +53,14 @@ def _before_commit(session: Session) -> None:
     if not has_app_context() or session is not db.session():
         return
     for _ in range(MAX_ROUNDS):
-        task_ids = session.info.pop(TASKS_KEY, [])
-        for task_id in task_ids:
-            _automate(task_id)
+        tasks = session.info.pop(TASKS_KEY, [])
         rows = session.info.pop(EVENTS_KEY, [])
+        with_rules, with_endpoints = _interested(
+            {client_id for _, client_id in tasks}, {client_id for _, client_id in rows})
+        for task_id, client_id in tasks:
+            if client_id in with_rules:
+                _automate(task_id)
+        rows = [row for row in rows if row[1] in with_endpoints]
         if rows:
             _emit(rows)
         if not (session.info.get(TASKS_KEY) or session.info.get(EVENTS_KEY)):
@@ -68,6 +77,23 @@ def _forget(session: Session, previous_transaction) -> None:
     if not previous_transaction.nested:
         for key in (TASKS_KEY, EVENTS_KEY, automation.DONE_KEY):
             session.info.pop(key, None)
+
+
+def _interested(rule_clients: set[int], event_clients: set[int]) -> tuple[set[int], set[int]]:
+    """Which of these clients have an enabled rule, and which an enabled endpoint: one query."""
+    parts = []
+    if rule_clients:
+        parts.append(select(literal("r"), AutomationRule.client_id).where(
+            AutomationRule.client_id.in_(rule_clients), AutomationRule.enabled.is_(True)))
+    if event_clients:
+        parts.append(select(literal("w"), WebhookEndpoint.client_id).where(
+            WebhookEndpoint.client_id.in_(event_clients), WebhookEndpoint.enabled.is_(True)))
+    if not parts:
+        return set(), set()
+    found: dict[str, set[int]] = {"r": set(), "w": set()}
+    for kind, client_id in db.session.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
+        found[kind].add(client_id)
+    return found["r"], found["w"]
 
 
 def _automate(task_id: int) -> None:
