@@ -22,11 +22,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from functools import cache
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import current_app
 from sqlalchemy import (
     CTE,
+    ColumnElement,
     FromClause,
     Insert,
     Integer,
@@ -42,6 +44,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     union,
     union_all,
     update,
@@ -78,6 +81,7 @@ def _with_role(role: Role):
     return select(UserRole.user_id).where(UserRole.role == role)
 
 
+@cache
 def audience() -> CTE:
     """Who hears about escalations, as rows the database joins to escalations.
 
@@ -87,7 +91,8 @@ def audience() -> CTE:
     naming it), levels 2 and 3 to active admins, level 3 also to the client's
     active ``client_admin`` users. Being SQL, it runs inside the sweep's
     statements: no per-level queries and no Python loop over people. A
-    materialised CTE, so PostgreSQL computes it once, not once per escalation.
+    materialised CTE, so PostgreSQL computes it once, not once per escalation
+    (and one object, so every statement that uses it twice names it once).
     """
     provider = (User.active.is_(True), User.client_id.is_(None))
     lead = User.id.in_(_with_role(Role.TEAM_LEAD))
@@ -114,16 +119,43 @@ def eligible_owner_ids(client_id: int) -> Select:
         or_(a.c.client_id.is_(None), a.c.client_id == client_id))
 
 
+def with_first_lead(source: FromClause, client_id) -> tuple[FromClause, ColumnElement]:
+    """``source`` joined to its clients' own leads, and the owner column that gives.
+
+    The lead an escalation the sweep opens is handed to: the team lead (lowest
+    id) whose client list names the client, else the one who sees every
+    client; NULL when no lead may see the client. A join on the client (and
+    one uncorrelated look-up), not a sub-select per escalation.
+    """
+    a = audience()
+    pods = (
+        select(a.c.client_id, func.min(a.c.user_id).label("user_id"))
+        .where(a.c.lo == 1, a.c.client_id.is_not(None))
+        .group_by(a.c.client_id)
+        .subquery("pods")
+    )
+    anyone = select(func.min(a.c.user_id)).where(
+        a.c.lo == 1, a.c.client_id.is_(None)).scalar_subquery()
+    return (source.outerjoin(pods, pods.c.client_id == client_id),
+            func.coalesce(pods.c.user_id, anyone))
+
+
 def _recipients(esc: FromClause, event: str) -> Subquery:
     """Each escalation in ``esc`` (its columns) once per person to tell, with
     ``user_id`` and ``client_side``.
 
-    ``opened`` and ``raised`` go to the audience of the escalation's level,
-    ``raised`` and ``assigned`` to its (active) owner as well; UNION keeps one
-    row when the owner is also in the audience.
+    * ``opened``: its owner when it has one (the sweep hands each escalation to
+      the client's own lead, ``with_first_lead``), else everyone in its level's audience;
+    * ``raised``: the new level's audience, and the owner;
+    * ``assigned``: the owner.
+
+    Only active people; UNION keeps one row when the owner is also in the audience.
     """
     columns = [esc.c[c] for c in ESCALATION_COLUMNS]
-    branches = []
+    branches = [
+        select(*columns, User.id.label("user_id"), literal(False).label("client_side"))
+        .join_from(esc, User, User.id == esc.c.owner_id).where(User.active.is_(True))
+    ]
     if event != ASSIGNED:
         a = audience()
         branches.append(
@@ -131,11 +163,7 @@ def _recipients(esc: FromClause, event: str) -> Subquery:
             .join_from(esc, a, and_(
                 esc.c.level.between(a.c.lo, a.c.hi),
                 or_(a.c.client_id.is_(None), a.c.client_id == esc.c.client_id)))
-        )
-    if event != OPENED:  # nobody owns an escalation yet when it opens
-        branches.append(
-            select(*columns, User.id.label("user_id"), literal(False).label("client_side"))
-            .join_from(esc, User, User.id == esc.c.owner_id).where(User.active.is_(True))
+            .where(esc.c.owner_id.is_(None) if event == OPENED else true())
         )
     return (union(*branches) if len(branches) > 1 else branches[0]).subquery("r")
 

@@ -52,6 +52,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Subquery,
     Update,
     and_,
     bindparam,
@@ -65,6 +66,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
     update,
 )
 
@@ -81,6 +83,7 @@ from .notify import (
     escalations_by_id,
     notification_insert,
     queue_emails,
+    with_first_lead,
 )
 from .sql import NOW, json_object, random_public_id
 
@@ -193,8 +196,8 @@ def _batch_statement(state: SlaState) -> Select:
     row of counts and NULLs when there are none).
     """
     marked = _marking(state).cte("marked")
-    superseded = (_superseding(select(marked.c.id)).cte("superseded")
-                  if state == SlaState.BREACHED else None)
+    breach = state == SlaState.BREACHED
+    superseded = _superseding(select(marked.c.id)).cte("superseded") if breach else None
     opened = _opening(marked, state).cte("opened")
     noticed = notification_insert(opened, OPENED).cte("noticed")
     counts = select(
@@ -206,7 +209,8 @@ def _batch_statement(state: SlaState) -> Select:
     return (
         select(counts, noticed)
         .select_from(counts.outerjoin(noticed, true()))
-        .add_cte(_auditing(marked, opened, superseded, state).cte("audited"))
+        .add_cte(_auditing(marked, opened, _open_at_risk() if breach else None, state)
+                 .cte("audited"))
     )
 
 
@@ -248,13 +252,25 @@ def _superseding(task_ids) -> Update:
     )
 
 
+def _open_at_risk() -> Subquery:
+    """Open at-risk escalations (``id, task_id``): what a breach supersedes."""
+    return select(Escalation.id, Escalation.task_id).where(
+        Escalation.reason == EscalationReason.SLA_AT_RISK, Escalation.resolved_at.is_(None),
+    ).subquery("open_at_risk")
+
+
 def _reason(state: SlaState) -> EscalationReason:
     return (EscalationReason.SLA_BREACHED if state == SlaState.BREACHED
             else EscalationReason.SLA_AT_RISK)
 
 
 def _opening(marked: FromClause, state: SlaState) -> Insert:
-    """Level-1 escalations for the marked tasks, skipping any already open for the reason."""
+    """Level-1 escalations for the marked tasks, skipping any already open for the reason.
+
+    Each goes to the client's own lead as its owner (``with_first_lead``): the sweep opens them
+    in bulk, so one person is told about each (the other leads see the queue
+    count) instead of every lead about every one.
+    """
     table = Escalation.__table__
     reason = _reason(state)
     already_open = exists().where(
@@ -262,12 +278,13 @@ def _opening(marked: FromClause, state: SlaState) -> Insert:
         table.c.reason == reason,
         table.c.resolved_at.is_(None),
     )
+    source, owner = with_first_lead(marked, marked.c.client_id)
     rows = select(
         marked.c.client_id, marked.c.id, literal(reason, table.c.reason.type), literal(1),
-        literal(""), NOW, NOW, literal(1), random_public_id(),
-    ).where(~already_open)
+        literal(""), NOW, NOW, literal(1), random_public_id(), owner,
+    ).select_from(source).where(~already_open)
     columns = ["client_id", "task_id", "reason", "level", "detail", "opened_at",
-               "level_changed_at", "version", "public_id"]
+               "level_changed_at", "version", "public_id", "owner_id"]
     return (
         insert(table).from_select(columns, rows)
         .returning(*(table.c[c] for c in ESCALATION_COLUMNS))
@@ -286,26 +303,33 @@ def _auditing(
 
     ``escalation.open`` on the new escalation (so its page's history and the
     ``escalation.opened`` webhook find it), or ``task.sla_state`` on the task
-    when an escalation for the reason was already open.
+    when an escalation for the reason was already open. ``superseded`` (``id,
+    task_id``) is read from the escalations table: on PostgreSQL the statement's
+    snapshot still shows the at-risk escalations open, which is exactly the set
+    the superseding UPDATE resolves. Every lookup is by id, never a join of two
+    CTEs (PostgreSQL cannot estimate their sizes and would loop over them).
     """
-    source = marked.outerjoin(opened, opened.c.task_id == marked.c.id)
-    superseded_id = cast(null(), Integer)
-    if superseded is not None:
-        source = source.outerjoin(superseded, superseded.c.task_id == marked.c.id)
-        superseded_id = superseded.c.id
-    on_escalation = opened.c.id.is_not(None)
-    rows = select(
-        NOW,
-        marked.c.client_id,
-        case((on_escalation, _text("escalation")), else_=_text("task")),
-        func.coalesce(opened.c.id, marked.c.id),
-        case((on_escalation, _text("escalation.open")), else_=_text("task.sla_state")),
-        case((on_escalation, _text(f"{_reason(state).value}: SLA sweep")),
-             else_=_text(f"SLA sweep: {state.value}")),
-        json_object(_text("task_id"), marked.c.id, _text("sla_state"), _text(state.value),
-                    _text("escalation_id"), opened.c.id, _text("superseded_id"), superseded_id),
-    ).select_from(source)
-    return insert(AuditEvent.__table__).from_select(_AUDIT_COLUMNS, rows)
+
+    def superseded_id(task_id):
+        if superseded is None:
+            return cast(null(), Integer)
+        return select(superseded.c.id).where(superseded.c.task_id == task_id).scalar_subquery()
+
+    def after(task_id, escalation_id):
+        return json_object(_text("task_id"), task_id, _text("sla_state"), _text(state.value),
+                           _text("escalation_id"), escalation_id,
+                           _text("superseded_id"), superseded_id(task_id))
+
+    on_escalation = select(
+        NOW, opened.c.client_id, _text("escalation"), opened.c.id, _text("escalation.open"),
+        _text(f"{_reason(state).value}: SLA sweep"), after(opened.c.task_id, opened.c.id),
+    )
+    on_task = select(
+        NOW, marked.c.client_id, _text("task"), marked.c.id, _text("task.sla_state"),
+        _text(f"SLA sweep: {state.value}"), after(marked.c.id, cast(null(), Integer)),
+    ).where(marked.c.id.not_in(select(opened.c.task_id)))
+    return insert(AuditEvent.__table__).from_select(
+        _AUDIT_COLUMNS, union_all(on_escalation, on_task))
 
 
 # --- levels -----------------------------------------------------------------------------

@@ -277,11 +277,35 @@ def test_one_digest_email_per_person_per_sweep(db, setup, people):
     assert (result.breached, result.at_risk, result.opened, result.raised) == (1, 3, 4, 1)
     mail = {m.to_address: m for m in db.session.scalars(select(OutboxEmail))}
     assert set(mail) == {people["lead"].email, people["admin"].email}
-    assert mail[people["lead"].email].subject == "4 escalations need your attention"
-    assert mail[people["lead"].email].body.count("/escalations/") == 4
+    # The lead owns all five (four opened, one raised); the admin hears of the raise.
+    assert mail[people["lead"].email].subject == "5 escalations need your attention"
+    assert mail[people["lead"].email].body.count("/escalations/") == 5
     assert mail[people["admin"].email].subject.startswith("Escalation raised to level 2")
     assert (late.sla_state, waiting.escalation_level) == (SlaState.BREACHED, 2)
-    assert db.session.scalar(select(func.count()).select_from(Notification)) == 1 + 4 + 1
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 1 + 4 + 2
+
+
+def test_the_sweep_hands_each_escalation_to_the_clients_own_lead(db, setup, people):
+    """The owner is told; other leads see the queue count, not a notice per escalation."""
+    client, _ = setup
+    pod_lead = gen_user(Role.TEAM_LEAD)
+    pod_lead.staff_profile = StaffProfile(tier="insurance_trained", capacity=1)
+    pod_lead.staff_profile.client_links = [StaffClient(client_id=client.id)]
+    db.session.flush()
+    task = running_task(setup)
+    sweep(ny(2026, 1, 12, 13))
+    [escalation] = escalations(db, task)
+    assert escalation.owner_id == pod_lead.id  # named for the client, before "all clients"
+    assert set(notified(db, escalation)) == {pod_lead.id}
+    assert [m.to_address for m in db.session.scalars(select(OutboxEmail))] == [pod_lead.email]
+
+
+def test_without_a_lead_for_the_client_the_escalation_has_no_owner(db, setup):
+    task = running_task(setup)
+    sweep(ny(2026, 1, 12, 13))
+    [escalation] = escalations(db, task)
+    assert escalation.owner_id is None
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
 
 
 def test_sweep_leaves_task_versions_alone(db, setup):
