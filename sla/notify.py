@@ -7,7 +7,11 @@ Audiences by level (see docs/SLA.md):
 3. provider admins, and the client's own ``client_admin`` users (the account
    owner on the client side), who get a client-safe wording and a portal link.
 
-The escalation's owner, when it has one, hears about everything on it.
+An escalation the sweep opens is handed to the client's own lead (its owner,
+``with_first_lead``) and only the owner is told; one opened by a person or
+another area (no owner yet) goes to the level-1 audience. A raised level goes to
+the new level's audience and the owner, an assignment to the new owner. The
+audience is SQL (``audience``), so the sweep joins it inside its own statements.
 Notification rows and outbox e-mails are written in the caller's transaction,
 so they exist exactly when the escalation change commits; the ``send_outbox``
 job delivers the e-mails later, and only when ``SMTP_URL`` is configured.
