@@ -38,6 +38,8 @@ PERIODIC: list[Periodic] = [
              queue="low", timeout=3600),
     Periodic("assignment-batch", "provider_app.assignment.batch.assign_batch_job", interval=60,
              timeout=120),
+    # Offers nobody answered in time go back to the queue (idempotent).
+    Periodic("offer-expiry", "provider_app.assignment.offers.expire_offers", interval=60),
     Periodic("webhook-retry", "provider_app.integrations.delivery.retry_due", interval=60),
     Periodic("webhook-catch-up", "provider_app.integrations.emit.catch_up", interval=60,
              queue="low"),

@@ -24,6 +24,7 @@ from . import conversation
 from .access import get_scoped_or_404, login_required, roles_required, scoped
 from .assignment import actions, claim_next
 from .assignment import board as board_queries
+from .assignment import offers as offers_service
 from .assignment import workspace as workspace_service
 from .assignment.eligibility import HELD_STATUSES, load_person, on_shift, person_reasons
 from .assignment.forms import (
@@ -303,7 +304,36 @@ def my_work():
     form = AvailabilityForm(formdata=None,
                             availability=person.availability.value if person else None)
     return render_template("provider/my_work.html", tasks=tasks, person=person, form=form,
-                           blocked=person_reasons(person, utcnow()) if person else [])
+                           blocked=person_reasons(person, utcnow()) if person else [],
+                           offers=offers_service.offers_for(current_user.id),
+                           offer_form=VersionForm(formdata=None))
+
+
+@bp.route("/work/offers/<public_id>/<any(accept, decline):answer>", methods=["POST"])
+@roles_required(Role.SPECIALIST)
+def answer_offer(public_id: str, answer: str):
+    """Accept (-> my task) or decline a task offered to me; anyone else's offer answers 404."""
+    task = get_scoped_or_404(Task, public_id)
+    if task.offered_to_id != current_user.id:
+        abort(404)
+    form = VersionForm()
+    if not form.validate():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for("provider.my_work"), code=303)
+    try:
+        if answer == "accept":
+            offers_service.accept_offer(task, current_user, version=form.version.data)
+        else:
+            offers_service.decline_offer(task, current_user, version=form.version.data)
+    except actions.AssignmentRefused as refused:
+        db.session.rollback()
+        flash(str(refused), "error")
+        return redirect(url_for("provider.my_work"), code=303)
+    if answer == "decline":
+        flash("Offer declined; the task went back to the queue.")
+        return redirect(url_for("provider.my_work"), code=303)
+    flash("You have a new task.")
+    return redirect(url_for("provider.workspace", public_id=task.public_id), code=303)
 
 
 @bp.route("/work/next", methods=["POST"])

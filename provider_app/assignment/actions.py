@@ -93,7 +93,7 @@ def _judge(task: Task, person: PersonFacts, task_type: TypeFacts, at: datetime, 
     return found
 
 
-def _audit_choice(task: Task, person: PersonFacts, task_type: TypeFacts, overridden: list[Reason],
+def audit_choice(task: Task, person: PersonFacts, task_type: TypeFacts, overridden: list[Reason],
                   reason: str | None, actor: User, at: datetime) -> None:
     if overridden:
         record("assignment.override", object_type="task", object_id=task.id,
@@ -106,6 +106,32 @@ def _audit_choice(task: Task, person: PersonFacts, task_type: TypeFacts, overrid
                client_id=task.client_id, actor=actor, at=at,
                reason=f"optional skills of {task_type.code} dropped after waiting in the queue",
                after={"assignee_id": person.user_id, "rule": "optional_skills"})
+
+
+def offer_facts(task: Task) -> dict:
+    """An open offer as audit events record it."""
+    return {"offered_to_id": task.offered_to_id,
+            "offered_at": task.offered_at.isoformat() if task.offered_at else None}
+
+
+def withdraw_offer(task: Task, actor: User | None, at: datetime, why: str) -> None:
+    """End the task's open offer, if any (see :mod:`.offers`): a lead assigned the task, or
+    it left the queue another way. Audited as ``task.offer_withdrawn``."""
+    if task.offered_to_id is None:
+        return
+    before = offer_facts(task)
+    task.offered_to_id = task.offered_at = task.offer_expires_at = None
+    record("task.offer_withdrawn", object_type="task", object_id=task.id,
+           client_id=task.client_id, actor=actor, at=at, reason=why, before=before)
+    db.session.flush()
+
+
+def _give(task: Task, staff_id: int, actor: User, at: datetime, reason: str) -> None:
+    """queued -> assigned by a lead: ends any offer and the offer round, then the lifecycle."""
+    withdraw_offer(task, actor, at, "assigned by a lead")
+    task.offer_declined_ids = None
+    task.assignee_id = staff_id
+    transition(task, Status.ASSIGNED, actor=actor, at=at, reason=reason)
 
 
 def assign(task: Task, staff_id: int, actor: User, *, override: bool = False,
@@ -122,10 +148,8 @@ def assign(task: Task, staff_id: int, actor: User, *, override: bool = False,
         )
     person, task_type = _facts(task, staff_id)
     overridden = _judge(task, person, task_type, at, override=override, reason=reason)
-    task.assignee_id = staff_id
-    transition(task, Status.ASSIGNED, actor=actor, at=at,
-               reason=(reason or "").strip() or "assigned by a lead")
-    _audit_choice(task, person, task_type, overridden, reason, actor, at)
+    _give(task, staff_id, actor, at, (reason or "").strip() or "assigned by a lead")
+    audit_choice(task, person, task_type, overridden, reason, actor, at)
     return overridden
 
 
@@ -160,10 +184,8 @@ def bulk_assign(tasks: list[Task], staff_id: int, actor: User, *, override: bool
         except AssignmentRefused as refused:
             result.refused.append((task, refused))
             continue
-        task.assignee_id = staff_id
-        transition(task, Status.ASSIGNED, actor=actor, at=at,
-                   reason=(reason or "").strip() or "bulk-assigned by a lead")
-        _audit_choice(task, person, task_type, overridden, reason, actor, at)
+        _give(task, staff_id, actor, at, (reason or "").strip() or "bulk-assigned by a lead")
+        audit_choice(task, person, task_type, overridden, reason, actor, at)
         person = replace(person, load=person.load + task_type.weight)
         result.assigned.append(task)
     return result
@@ -193,7 +215,7 @@ def reassign(task: Task, staff_id: int, actor: User, *, reason: str | None,
            actor=actor, reason=reason.strip(), at=at,
            before={"assignee_id": previous},
            after={"assignee_id": staff_id})
-    _audit_choice(task, person, task_type, overridden, reason, actor, at)
+    audit_choice(task, person, task_type, overridden, reason, actor, at)
     return overridden
 
 

@@ -10,7 +10,9 @@ the scheduler every 60 s). One run:
 3. prices them (:func:`pair_costs`) and solves a min-cost flow (:mod:`.solver`);
 4. writes back in bulk under the people's locks, re-checking that each task is still queued
    and each person still has room (a claim may have happened meanwhile), with one audit event
-   per assignment and one per relaxation used;
+   per assignment and one per relaxation used; for clients whose contract makes offers
+   (:mod:`.offers`) the task is offered to the chosen person instead, and tasks already
+   offered are neither in the queue nor free capacity;
 5. records for every task left in the queue why it is waiting (``Task.waiting_reason``).
 
 Two runs at once are harmless (the write-back re-checks everything under locks), but wasteful,
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -63,6 +65,7 @@ from .eligibility import (
     skill_fit_query,
 )
 from .locking import lock_people
+from .offers import offer_event, offer_rows, offer_timeouts, offered_load
 from .solver import COST_SCALE, solve_assignment
 from .urgency import at_risk_clause, queue_order, urgency
 
@@ -92,6 +95,7 @@ class BatchResult:
     pairs: int = 0
     assigned: int = 0
     relaxed: int = 0
+    offered: int = 0
     waiting: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     solver_seconds: float = 0.0
@@ -147,7 +151,7 @@ def run_batch(now: datetime | None = None, *, limit: int = MAX_BATCH) -> BatchRe
 
     fit = (db.session.execute(skill_fit_query(list(types), [p.user_id for p in staff])).all()
            if staff else [])
-    cands = candidate_pairs(
+    cands = _drop_declined(queue, staff, candidate_pairs(
         task_type=task_type,
         task_client=queue["client_id"],
         task_state=queue["state"],
@@ -157,7 +161,7 @@ def run_batch(now: datetime | None = None, *, limit: int = MAX_BATCH) -> BatchRe
         staff=staff,
         skill_fit=fit,
         on=now.date(),
-    )
+    ))
     result.pairs = int(cands.pair_task.size)
     clock.lap("candidates")
 
@@ -184,10 +188,10 @@ def run_batch(now: datetime | None = None, *, limit: int = MAX_BATCH) -> BatchRe
     result.solver_seconds = solved.elapsed_seconds
     clock.lap("solve")
 
-    assigned = _write_back(queue, staff, type_list, task_type, cands, solved.staff_for_task,
-                           task_urgency, now, result)
+    placed = _write_back(queue, staff, type_list, task_type, cands, solved.staff_for_task,
+                         task_urgency, now, result)
     clock.lap("write_back")
-    result.waiting = _record_waiting(queue, staff, type_list, task_type, cands, assigned)
+    result.waiting = _record_waiting(queue, staff, type_list, task_type, cands, placed)
     clock.lap("waiting_reasons")
     return result
 
@@ -201,9 +205,9 @@ def _load_queue(now: datetime, limit: int) -> dict[str, np.ndarray]:
         select(
             TASKS.c.id, TASKS.c.client_id, TASKS.c.task_type_id, TASKS.c.state,
             TASKS.c.priority_order, TASKS.c.due_at, TASKS.c.received_at,
-            at_risk_clause(now).label("at_risk"),
+            TASKS.c.offer_declined_ids, at_risk_clause(now).label("at_risk"),
         )
-        .where(TASKS.c.status == Status.QUEUED.value)
+        .where(TASKS.c.status == Status.QUEUED.value, TASKS.c.offered_to_id.is_(None))
         .order_by(*queue_order())
         .limit(limit)
     ).all()
@@ -217,6 +221,7 @@ def _load_queue(now: datetime, limit: int) -> dict[str, np.ndarray]:
                            dtype=float),
         "received_at": np.array([r.received_at.timestamp() for r in rows], dtype=float),
         "at_risk": np.array([bool(r.at_risk) for r in rows], dtype=bool),
+        "declined": [r.offer_declined_ids for r in rows],
     }
 
 
@@ -229,7 +234,28 @@ def _available_staff(now: datetime) -> list[PersonFacts]:
         .where(User.active.is_(True), StaffProfile.availability == Availability.AVAILABLE)
     ).all()
     people = load_people(ids)
-    return [p for p in people.values() if not person_reasons(p, now)]
+    offered = offered_load(ids)
+    return [replace(p, load=p.load + int(offered.get(p.user_id) or 0))
+            for p in people.values() if not person_reasons(p, now)]
+
+
+def _drop_declined(queue, staff: list[PersonFacts], cands: Candidates) -> Candidates:
+    """Leave out the pairs of people who declined the task (or let its offer lapse) in this
+    round; a task left without pairs waits for the reason ``declined``."""
+    rows = [(i, ids) for i, ids in enumerate(queue["declined"]) if ids]
+    if not rows or cands.pair_task.size == 0:
+        return cands
+    m = len(staff)
+    position = {p.user_id: j for j, p in enumerate(staff)}
+    declined = [i * m + position[u] for i, ids in rows for u in ids if u in position]
+    keep = ~np.isin(cands.pair_task * m + cands.pair_staff, declined)
+    kept_tasks = cands.pair_task[keep]
+    stage = cands.stage.copy()
+    for i, _ in rows:
+        if stage[i] < 0 and not (kept_tasks == i).any():
+            stage[i] = STAGES.index("declined")
+    return replace(cands, pair_task=kept_tasks, pair_staff=cands.pair_staff[keep],
+                   pair_relax=cands.pair_relax[keep], stage=stage)
 
 
 # --- pricing ---------------------------------------------------------------------------------
@@ -300,7 +326,8 @@ def _continuity(staff: list[PersonFacts], now: datetime) -> np.ndarray:
 
 def _write_back(queue, staff, types, task_type, cands, staff_for_task, task_urgency, now,
                 result: BatchResult) -> np.ndarray:
-    """Assign the solved pairs that are still valid; returns the assigned task positions."""
+    """Assign (or offer) the solved pairs that are still valid; returns the task positions
+    placed either way."""
     chosen = np.flatnonzero(staff_for_task >= 0)
     if chosen.size == 0:
         return chosen
@@ -312,8 +339,9 @@ def _write_back(queue, staff, types, task_type, cands, staff_for_task, task_urge
     # Under the locks, with fresh loads: drop what no longer fits (a claim or a lead may have
     # given these people work since we read), least urgent first.
     fresh_load = dict(db.session.execute(held_load_query(people[involved].tolist())).all())
+    offered = offered_load(people[involved].tolist())
     room = {int(people[j]): staff[j].capacity - int(fresh_load.get(int(people[j])) or 0)
-            for j in involved.tolist()}
+            - int(offered.get(int(people[j])) or 0) for j in involved.tolist()}
     keep = []
     for i in chosen[np.argsort(-task_urgency[chosen], kind="stable")].tolist():
         user_id = int(people[staff_for_task[i]])
@@ -321,10 +349,17 @@ def _write_back(queue, staff, types, task_type, cands, staff_for_task, task_urge
             room[user_id] -= int(weights[i])
             keep.append(i)
     kept = np.array(sorted(keep), dtype=np.int64)
+    timeouts = offer_timeouts(queue["client_id"][kept].tolist(), now.date())
+    minutes = np.array([timeouts.get(c, 0) for c in queue["client_id"][kept].tolist()],
+                       dtype=np.int64)
+    offered_pos = _offer(queue, people[staff_for_task[kept[minutes > 0]]], kept[minutes > 0],
+                         minutes[minutes > 0], now)
+    result.offered = int(offered_pos.size)
+    kept = kept[minutes == 0]
     done = _assign_rows(queue["id"][kept].tolist(), people[staff_for_task[kept]].tolist(), now)
     kept = kept[np.isin(queue["id"][kept], np.fromiter(done, dtype=np.int64, count=len(done)))]
     if kept.size == 0:
-        return kept
+        return offered_pos
 
     task_ids = queue["id"][kept].tolist()
     assignees = people[staff_for_task[kept]].tolist()
@@ -347,7 +382,24 @@ def _write_back(queue, staff, types, task_type, cands, staff_for_task, task_urge
     _insert_audit(events)
     result.assigned = int(kept.size)
     result.relaxed = sum(1 for e in events if e["action"] == "assignment.relaxed")
-    return kept
+    return np.union1d(kept, offered_pos)
+
+
+def _offer(queue, assignees: np.ndarray, positions: np.ndarray, minutes: np.ndarray,
+           now: datetime) -> np.ndarray:
+    """Offer these tasks to their chosen people (clients with offers); audited; returns the
+    positions actually offered (a claim may have taken some meanwhile)."""
+    if positions.size == 0:
+        return positions
+    task_ids = queue["id"][positions].tolist()
+    expires = [now + timedelta(minutes=int(m)) for m in minutes.tolist()]
+    done = offer_rows(task_ids, assignees.tolist(), expires, now)
+    events = [offer_event(t, c, p, e, now) for t, c, p, e in zip(
+        task_ids, queue["client_id"][positions].tolist(), assignees.tolist(), expires,
+        strict=True) if t in done]
+    if events:
+        _insert_audit(events)
+    return positions[np.isin(queue["id"][positions], list(done))]
 
 
 def _insert_audit(events: list[dict]) -> None:
@@ -386,7 +438,7 @@ def _assign_rows(task_ids: list[int], assignees: list[int], now: datetime) -> se
     if not task_ids:
         return set()
     values = {"status": Status.ASSIGNED.value, "version": TASKS.c.version + 1,
-              "waiting_reason": None, "updated_at": now}
+              "waiting_reason": None, "offer_declined_ids": None, "updated_at": now}
     if not is_sqlite():
         pairs = select(
             func.unnest(literal(task_ids, ARRAY(BigInteger))).label("id"),
@@ -424,9 +476,9 @@ def _pair_lookup(cands: Candidates, tasks: np.ndarray, staff: np.ndarray) -> np.
 
 
 def _record_waiting(queue, staff, types, task_type, cands: Candidates,
-                    assigned: np.ndarray) -> int:
+                    placed: np.ndarray) -> int:
     """Set ``waiting_reason`` on every task this run left queued; returns how many."""
-    waiting = np.setdiff1d(np.arange(len(queue["id"])), assigned)
+    waiting = np.setdiff1d(np.arange(len(queue["id"])), placed)
     if waiting.size == 0:
         return 0
     clients = dict(db.session.execute(
@@ -478,6 +530,8 @@ def _waiting_text(task_type: TypeFacts, stage: int, pairs: int, n_staff: int, cl
                   "has waited long enough."),
         "overflow": ("Only insurance-trained specialists are free; BPO work goes to them only "
                      "when at risk of breaching."),
+        "declined": ("Every eligible specialist has declined this task or let its offer lapse; "
+                     "a lead can assign it."),
     }[code]
 
 

@@ -74,11 +74,16 @@ def queue_summary() -> list:
 
 
 def open_status_counts() -> dict[str, int]:
-    """Tiles: open tasks per status (closed history is never counted on the hot path)."""
+    """Tiles: open tasks per status (closed history is never counted on the hot path), and
+    ``offered``: queued tasks waiting for a person's answer to an offer."""
     stmt = scoped(select(Task.status, func.count())
                   .where(Task.status.in_([s.value for s in OPEN_STATUSES]))
                   .group_by(Task.status), Task)
-    return {Status(s).value: n for s, n in db.session.execute(stmt)}
+    counts = {Status(s).value: n for s, n in db.session.execute(stmt)}
+    offered = scoped(select(func.count()).select_from(Task).where(
+        Task.offered_to_id.is_not(None), Task.status == Status.QUEUED), Task)
+    counts["offered"] = db.session.scalar(offered) or 0
+    return counts
 
 
 def task_query(filters: BoardFilters, now: datetime) -> Select:
@@ -87,7 +92,7 @@ def task_query(filters: BoardFilters, now: datetime) -> Select:
         select(Task)
         .where(Task.status.in_([s.value for s in OPEN_STATUSES]))
         .options(joinedload(Task.client), joinedload(Task.task_type),
-                 joinedload(Task.assignee))
+                 joinedload(Task.assignee), joinedload(Task.offered_to))
         .order_by(*queue_order())
     )
     if filters.client:

@@ -83,7 +83,7 @@ _ORDER = "ORDER BY t.priority_order, t.due_at, t.id"
 # The first task the person may take, in queue order.
 _PICK_ANY = f"""
     SELECT t.id {CANDIDATES_FROM}
-     WHERE t.status = 'queued' AND {{rules}}
+     WHERE t.status = 'queued' AND t.offered_to_id IS NULL AND {{rules}}
      {_ORDER} LIMIT {{limit}}"""
 # The first preferred task among the next PREFERENCE_WINDOW the person may take.
 _PICK_PREFERRED = f"""
@@ -106,8 +106,9 @@ _AUDIT_RELAXED_PG = f"""
            '{RELAXED_REASON}', CAST(:relaxed_after AS json), :ip
       FROM (SELECT :task_type_id AS task_type_id) c
      WHERE {_RELAXED}"""  # noqa: S608 - module constants only
+# Offered tasks are never picked (see offers.py); a claim ends the task's offer round.
 _SET = """status = 'assigned', assignee_id = :staff_id, version = version + 1,
-          waiting_reason = NULL, updated_at = :now"""
+          waiting_reason = NULL, offer_declined_ids = NULL, updated_at = :now"""
 
 
 def _picks(rules: str, lock: str) -> tuple[str, str]:

@@ -525,7 +525,8 @@ def person_ctes(person_row: str) -> str:
 
 
 def claimable_task_ids(staff_id: int, at: datetime) -> list[int]:
-    """Queued tasks ``staff_id`` may take at ``at`` by the SQL rules, in queue order.
+    """Queued tasks ``staff_id`` may take at ``at`` by the SQL rules, in queue order (tasks
+    offered to someone are not in the queue for anyone else).
 
     On PostgreSQL this includes the person-level rules; on SQLite (no time-zone database in
     SQL) the caller checks :func:`person_reasons` first, as ``claim_next`` does.
@@ -535,7 +536,7 @@ def claimable_task_ids(staff_id: int, at: datetime) -> list[int]:
     sql = text(f"""
         {person_ctes(person)}
         SELECT t.id {CANDIDATES_FROM}
-         WHERE t.status = 'queued' AND {task_rules_sql(dialect)}
+         WHERE t.status = 'queued' AND t.offered_to_id IS NULL AND {task_rules_sql(dialect)}
          ORDER BY t.priority_order, t.due_at, t.id""").bindparams(  # noqa: S608
         bindparam("now", type_=UTCDateTime), bindparam("today", type_=Date))
     return list(db.session.connection().execute(
@@ -595,7 +596,7 @@ class Candidates:
     held_back: np.ndarray
 
 
-STAGES = ("tier", "skill", "client", "licence", "capacity", "relax", "overflow")
+STAGES = ("tier", "skill", "client", "licence", "capacity", "relax", "overflow", "declined")
 
 
 def candidate_pairs(
