@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from functools import cache
 
 from flask import current_app, url_for
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm import joinedload
 
 from sla.models import OutboxEmail
@@ -16,7 +17,7 @@ from .audit import record
 from .db_types import utcnow
 from .extensions import db
 from .models import ApiToken, Client, PasswordResetToken, User, UserRole
-from .passwords import hash_password, password_problem, verify_password
+from .passwords import hash_password, needs_rehash, password_problem, verify_password
 from .vocab import CLIENT_ROLES, PROVIDER_ROLES, Role
 
 MAX_FAILED_LOGINS = 5
@@ -105,6 +106,8 @@ def authenticate(email: str, password: str) -> tuple[User | None, str | None]:
     if not user.active or not verify_password(user.password_hash, password):
         register_failure(user, "inactive" if not user.active else "wrong password")
         return None, "Wrong e-mail or password."
+    if needs_rehash(user.password_hash):  # older parameters: upgrade while we know it
+        user.password_hash = hash_password(password)
     record("auth.password_ok", object_type="user", object_id=user.id,
            client_id=user.client_id, actor=user)
     return user, None
@@ -207,15 +210,21 @@ def issue_token(
     return plain, token
 
 
+@cache
+def _live_token_by_hash() -> Select:
+    # Built once: every API request runs it (see sla.clock._terms_statement).
+    return (
+        select(ApiToken).options(joinedload(ApiToken.client))
+        .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+    )
+
+
 def token_client(plain: str) -> ApiToken | None:
     """The live token matching ``plain`` (its last-used time refreshed), or None.
 
     The token's client comes in the same query: every API call needs it.
     """
-    token = db.session.scalar(
-        select(ApiToken).options(joinedload(ApiToken.client))
-        .where(ApiToken.token_hash == _digest(plain), ApiToken.revoked_at.is_(None))
-    )
+    token = db.session.scalar(_live_token_by_hash(), {"token_hash": _digest(plain)})
     now = utcnow()
     if token is not None and (
         token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION

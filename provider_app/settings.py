@@ -95,8 +95,10 @@ def from_environment(instance_path: Path) -> dict:
         "TOKEN_RATE_LIMIT": env.get("TOKEN_RATE_LIMIT", "600 per minute"),
         # argon2 cost; tests lower it (the browser-test stack through the environment;
         # production refuses less than OWASP's minimum, see check_production_safety)
-        "ARGON2_TIME_COST": int(env.get("ARGON2_TIME_COST", "3")),
-        "ARGON2_MEMORY_COST": int(env.get("ARGON2_MEMORY_COST", "65536")),
+        # (defaults: OWASP's 19 MiB / 2 passes / 1 lane; why in provider_app/passwords.py)
+        "ARGON2_TIME_COST": int(env.get("ARGON2_TIME_COST", "2")),
+        "ARGON2_MEMORY_COST": int(env.get("ARGON2_MEMORY_COST", "19456")),
+        "ARGON2_PARALLELISM": int(env.get("ARGON2_PARALLELISM", "1")),
         "PAGE_SIZE": 25,
         # Operations (docs/DEPLOYMENT.md): JSON logs, /metrics access, Redis Sentinel
         "LOG_FORMAT": wanted_log_format(env),
@@ -144,7 +146,7 @@ def check_production_safety(config: dict) -> None:
             "at least 32 characters "
             "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')."
         )
-    if config.get("ARGON2_TIME_COST", 3) < 2 or config.get("ARGON2_MEMORY_COST", 65536) < 19456:
+    if config.get("ARGON2_TIME_COST", 2) < 2 or config.get("ARGON2_MEMORY_COST", 19456) < 19456:
         raise ConfigError(
             "THROUGHLINE_ENV=production refuses ARGON2_TIME_COST below 2 or "
             "ARGON2_MEMORY_COST below 19456 (KiB), OWASP's minimum for argon2id."

@@ -102,3 +102,20 @@ def test_session_cookie_is_hardened(client):
 def test_passwords_are_argon2(db):
     user = gen_user(Role.TEAM_LEAD)
     assert user.password_hash.startswith("$argon2id$")
+
+
+def test_a_hash_with_older_parameters_is_upgraded_at_sign_in(app, db):
+    from argon2 import PasswordHasher
+
+    from provider_app.accounts import authenticate
+    from provider_app.passwords import needs_rehash
+
+    user = gen_user(Role.CLIENT_USER, gen_client())
+    user.password_hash = PasswordHasher(time_cost=1, memory_cost=2048, parallelism=4).hash(PASSWORD)
+    assert needs_rehash(user.password_hash)
+
+    signed_in, problem = authenticate(user.email, PASSWORD)
+
+    assert signed_in is user and problem is None
+    assert not needs_rehash(user.password_hash)
+    assert authenticate(user.email, PASSWORD)[0] is user
