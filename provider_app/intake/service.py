@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ScalarSelect, Select, func, select
+from sqlalchemy import ScalarSelect, Select, bindparam, func, select
 from sqlalchemy.orm import lazyload
 
 from sla.clock import start_clock
@@ -35,12 +36,18 @@ DUPLICATE_FIELDS = ("policy_number", "insured_name")
 OPEN_STATUS_VALUES = tuple(s.value for s in OPEN_STATUSES)
 
 
-def find_task_type(code: str) -> TaskType | None:
-    """An active task type by code (codes are upper case); its skills are not needed here."""
-    return db.session.scalar(
-        select(TaskType).where(TaskType.code == code.upper(), TaskType.active.is_(True))
+@cache
+def _task_type_by_code() -> Select:
+    # Built once: intake looks a type up on every request (see sla.clock._terms_statement).
+    return (
+        select(TaskType).where(TaskType.code == bindparam("code"), TaskType.active.is_(True))
         .options(lazyload(TaskType.skills))
     )
+
+
+def find_task_type(code: str) -> TaskType | None:
+    """An active task type by code (codes are upper case); its skills are not needed here."""
+    return db.session.scalar(_task_type_by_code(), {"code": code.upper()})
 
 
 def active_task_types() -> list[TaskType]:
