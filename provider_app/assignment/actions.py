@@ -242,8 +242,9 @@ def set_availability(staff_id: int, availability: Availability | str, actor: Use
                      reason: str | None = None) -> AbsenceResult:
     """Change someone's availability; away / on leave returns their not-started work.
 
-    Assigned (not started) tasks go back to the queue; started ones (in progress, pending the
-    client, in rework) stay with the person and are flagged to the lead (an audit event here,
+    Assigned (not started) tasks go back to the queue, and so do tasks offered to them (the
+    offer is withdrawn); started ones (in progress, pending the client, in rework) stay with
+    the person and are flagged to the lead (an audit event here,
     and the board's "held by absent staff" list).
     """
     availability = Availability(availability)
@@ -268,6 +269,13 @@ def set_availability(staff_id: int, availability: Availability | str, actor: Use
             stmt = stmt.with_for_update()
         held = db.session.scalars(stmt).all()
         label = availability.value.replace("_", " ")
+        offered = (select(Task).where(Task.offered_to_id == staff_id,
+                                      Task.status == Status.QUEUED).order_by(Task.id)
+                   .execution_options(populate_existing=True))  # as locked, not as cached
+        for task in db.session.scalars(
+                offered if is_sqlite() else offered.with_for_update()).all():
+            withdraw_offer(task, actor, utcnow(), f"offered person is {label}")
+            result.returned.append(task)
         for task in held:
             if task.status == Status.ASSIGNED:
                 transition(task, Status.QUEUED, actor=actor, reason=f"assignee is {label}")

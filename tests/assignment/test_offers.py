@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from provider_app.assignment import claim_next
-from provider_app.assignment.actions import assign
+from provider_app.assignment.actions import assign, set_availability
 from provider_app.assignment.batch import run_batch
 from provider_app.assignment.offers import (
     OfferError,
@@ -25,7 +25,7 @@ from provider_app.extensions import db as _db
 from provider_app.jobs import run_job
 from provider_app.models import AuditEvent, Task
 from provider_app.schedule import PERIODIC
-from provider_app.vocab import Role, Status
+from provider_app.vocab import Availability, Role, Status
 from tests.factories import (
     gen_client,
     gen_contract,
@@ -242,3 +242,13 @@ def test_lead_board_shows_who_has_the_offer(client, offering):
     assert "Offered to Bea Offered" in body
     assert re.search(r"answer due <span title=\"[^\"]+\">in 1[45] min</span>", body)
     assert "</span> Offered</a>" in body
+
+
+def test_going_away_withdraws_open_offers(offering):
+    _, task = offering
+    person = gen_specialist()
+    run_batch()
+    result = set_availability(person.id, Availability.AWAY, gen_user(Role.TEAM_LEAD))
+    assert task in result.returned
+    assert fresh(task).offered_to_id is None and task.status == Status.QUEUED
+    assert actions_on(task) == ["task.offer_made", "task.offer_withdrawn"]
