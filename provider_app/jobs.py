@@ -107,19 +107,33 @@ def enqueue_now(
     )
 
 
-def enqueue_after_commit(func_path: str, *args: Any, queue: str = "default", **kwargs: Any) -> None:
-    """Enqueue once the current transaction commits; dropped if it rolls back."""
+def enqueue_after_commit(func_path: str, *args: Any, queue: str = "default",
+                         once_key: str | None = None, **kwargs: Any) -> None:
+    """Enqueue once the current transaction commits; dropped if it rolls back.
+
+    With ``once_key``, nothing is enqueued while that Redis key exists: the first commit
+    sets it (``SET NX``) and enqueues, later ones skip, and the job deletes the key before
+    it reads its input, so work committed after that enqueues it again. Intake uses this
+    so a burst of new tasks costs one assignment run, not one per task. The key expires
+    after ``ONCE_KEY_SECONDS`` in case the job never runs (the periodic run covers that).
+    """
     session = db.session()
     session.connection()  # make sure a transaction exists, so its end is seen
     pending = session.info.setdefault("pending_jobs", [])
-    pending.append((func_path, args, queue, kwargs))
+    pending.append((func_path, args, queue, once_key, kwargs))
+
+
+ONCE_KEY_SECONDS = 300
 
 
 @event.listens_for(Session, "after_commit")
 def _flush_pending_jobs(session: Session) -> None:
     pending = session.info.pop("pending_jobs", [])
-    for func_path, args, queue, kwargs in pending:
+    for func_path, args, queue, once_key, kwargs in pending:
         try:
+            if once_key and not redis_connection().set(once_key, 1, nx=True,
+                                                        ex=ONCE_KEY_SECONDS):
+                continue
             enqueue_now(func_path, *args, queue=queue, **kwargs)
         except Exception:  # Redis down: the periodic catch-up job re-finds the work
             current_app.logger.warning("could not enqueue %s; catch-up will retry", func_path)

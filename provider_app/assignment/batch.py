@@ -47,7 +47,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from ..database import is_sqlite
 from ..db_types import utcnow
 from ..extensions import db
-from ..jobs import enqueue_now, redis_connection
+from ..jobs import enqueue_after_commit, enqueue_now, redis_connection
 from ..models import AuditEvent, Client, StaffProfile, User, UserRole
 from ..vocab import Availability, Role, Status, Tier
 from .eligibility import (
@@ -72,6 +72,8 @@ from .urgency import at_risk_clause, queue_order, urgency
 JOB_PATH = "provider_app.assignment.batch.assign_batch_job"
 LOCK_KEY = "throughline:assignment:batch:lock"
 RERUN_KEY = "throughline:assignment:batch:rerun"
+# Set while a run asked for by new work is waiting (``request_run``); the run clears it.
+REQUESTED_KEY = "throughline:assignment:batch:requested"
 LOCK_SECONDS = 300
 MAX_BATCH = 20_000
 """Queued tasks considered per run (most urgent first); the rest wait for the next run."""
@@ -104,9 +106,19 @@ class BatchResult:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def request_run() -> None:
+    """Ask for a batch run once the current transaction commits: new work calls this.
+
+    A burst of new tasks (intake takes hundreds a second) costs one enqueued run, not one
+    per task: the request is skipped while an earlier one still waits (``REQUESTED_KEY``).
+    """
+    enqueue_after_commit(JOB_PATH, once_key=REQUESTED_KEY)
+
+
 def assign_batch_job() -> dict:
     """RQ entry point: one batch run under a Redis lock; commits its own work inside it."""
     redis = redis_connection()
+    redis.delete(REQUESTED_KEY)  # before reading the queue: work committed later asks again
     lock = redis.lock(LOCK_KEY, timeout=LOCK_SECONDS)
     if not lock.acquire(blocking=False):
         redis.set(RERUN_KEY, "1", ex=LOCK_SECONDS)

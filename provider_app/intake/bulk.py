@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sla.clock import start_clock
 
+from ..assignment.batch import request_run
 from ..audit import record
 from ..db_types import new_public_id, utcnow
 from ..extensions import db
@@ -51,7 +52,6 @@ from .fields import ENVELOPE_SPECS, RowValidator, clean_all, specs_from
 from .models import CsvImport
 from .schemas import IntakeInvalid, iso
 from .service import (
-    ASSIGN_JOB,
     DUPLICATE_FIELDS,
     DUPLICATE_WINDOW,
     OPEN_STATUS_VALUES,
@@ -582,7 +582,7 @@ def _import_rows(imp: CsvImport, job: JobProgress) -> str:
            after={"tasks": lot.row_count, "duplicates_flagged": flagged,
                   "csv_import_id": imp.id})
     valid_rows_path(imp).unlink(missing_ok=True)
-    enqueue_after_commit(ASSIGN_JOB)
+    request_run()
     _save_progress(job, phase="completed")
     return job.status
 

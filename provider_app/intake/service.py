@@ -19,17 +19,17 @@ from sqlalchemy.orm import lazyload
 
 from sla.clock import start_clock
 
+from ..assignment.batch import JOB_PATH, request_run
 from ..audit import record
 from ..db_types import utcnow
 from ..extensions import db
-from ..jobs import enqueue_after_commit
 from ..lifecycle import admit, transition
 from ..models import Client, Sop, Task, TaskType, User
 from ..vocab import OPEN_STATUSES, Status
 from . import documents
 from .schemas import TaskInput
 
-ASSIGN_JOB = "provider_app.assignment.batch.assign_batch_job"
+ASSIGN_JOB = JOB_PATH  # the batch assignment every new task asks for (request_run)
 DUPLICATE_WINDOW = timedelta(days=7)
 # Field values that identify "the same request" when the client gave no reference.
 DUPLICATE_FIELDS = ("policy_number", "insured_name")
@@ -158,7 +158,7 @@ def create_task(
         )
     for prepared in attachments:
         documents.attach(task, prepared, actor=actor)
-    enqueue_after_commit(ASSIGN_JOB)
+    request_run()
     return task
 
 
