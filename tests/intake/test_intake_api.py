@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from provider_app.assignment.batch import REQUESTED_KEY
 from provider_app.db_types import utcnow
 from provider_app.jobs import get_queue
 from provider_app.models import AuditEvent, IdempotencyKey, Task
@@ -56,6 +57,17 @@ def test_post_creates_a_queued_task_with_its_due_time(client, world, db, redis_c
     # the assignment job waits in Redis for the worker
     assert [j.description for j in get_queue("default").jobs] == [
         "provider_app.assignment.batch.assign_batch_job"]
+
+
+def test_a_burst_of_tasks_asks_for_one_assignment_run(client, world, redis_conn):
+    for n in range(3):
+        assert post(client, world, body(world, external_ref=f"B-{n}")).status_code == 201
+    queue = get_queue("default")
+    assert len(queue.jobs) == 1  # one run waits; it will see all three tasks
+
+    redis_conn.delete(REQUESTED_KEY)  # what the run does first, before reading the queue
+    assert post(client, world, body(world, external_ref="B-late")).status_code == 201
+    assert len(queue.jobs) == 2  # work committed after that asks again
 
 
 def test_priority_defaults_to_normal_and_state_is_optional(client, world):
