@@ -10,13 +10,15 @@ It creates (and afterwards drops) its own database ``throughline_bench_claim`` w
 
 * **claim_next**: 32 processes each call ``provider_app.assignment.claim_next`` for their own
   specialist until it returns None: eligibility from the database, the SKIP LOCKED claim, the
-  capacity guard, the audit event, the commit;
+  capacity guard, the audit event, the commit (outside a request, as here, on the claim's own
+  pooled psycopg connection without pre-ping; see ``provider_app/assignment/claim.py``);
 * **bare loop**: 32 processes each run the minimal claim on a raw psycopg connection until the
   queue is empty: ``SELECT id ... WHERE status = 'queued' ORDER BY priority_order, due_at, id
   LIMIT 1 FOR UPDATE SKIP LOCKED``, ``UPDATE``, ``COMMIT`` (no eligibility, no audit).
 
 It prints throughput (claims per second of wall time), median and p99 latency of one call,
-and claim_next's throughput as a share of the bare loop's (target: at least 50 %).
+the claimers' own CPU per claim (``time.process_time``, client side only), and claim_next's
+throughput as a share of the bare loop's (target: at least 50 %).
 """
 
 from __future__ import annotations
@@ -119,14 +121,16 @@ def claim_next_worker(url: str, staff_id: int, barrier, results) -> None:
     with app.app_context():
         claim_next(-1)  # warm up: connect, compile; claims nothing
         barrier.wait()
+        cpu = time.process_time()
         while True:
             started = time.perf_counter()
             task_id = claim_next(staff_id)
             latencies.append(time.perf_counter() - started)
             if task_id is None:
                 break
+        cpu = time.process_time() - cpu
         db.engine.dispose()
-    results.put(latencies)
+    results.put((latencies, cpu))
 
 
 def bare_worker(dsn: str, staff_id: int, barrier, results) -> None:
@@ -135,6 +139,7 @@ def bare_worker(dsn: str, staff_id: int, barrier, results) -> None:
         conn.execute("SELECT 1")
         conn.commit()
         barrier.wait()
+        cpu = time.process_time()
         while True:
             started = time.perf_counter()
             row = conn.execute(BARE_CLAIM).fetchone()
@@ -145,7 +150,8 @@ def bare_worker(dsn: str, staff_id: int, barrier, results) -> None:
             latencies.append(time.perf_counter() - started)
             if row is None:
                 break
-    results.put(latencies)
+        cpu = time.process_time() - cpu
+    results.put((latencies, cpu))
 
 
 def run(label: str, target, arg: str, expected: int) -> float:
@@ -157,8 +163,10 @@ def run(label: str, target, arg: str, expected: int) -> float:
         w.start()
     barrier.wait()
     started = time.perf_counter()
-    latencies = [results.get(timeout=1800) for _ in workers]
+    reported = [results.get(timeout=1800) for _ in workers]
     wall = time.perf_counter() - started
+    latencies = [lat for lat, _ in reported]
+    cpu = sum(c for _, c in reported)
     for w in workers:
         w.join()
     claims = sum(len(x) - 1 for x in latencies)  # each worker's last call found nothing
@@ -166,7 +174,8 @@ def run(label: str, target, arg: str, expected: int) -> float:
     assert claims == expected, f"{label}: {claims} claims for {expected} tasks"
     p99 = flat[int(0.99 * (len(flat) - 1))]
     print(f"{label:>10}: {claims / wall:7.0f} claims/s  ({claims} in {wall:.1f} s), "
-          f"latency median {statistics.median(flat) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
+          f"latency median {statistics.median(flat) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+          f"client CPU {cpu / claims * 1000:.2f} ms/claim")
     return claims / wall
 
 
