@@ -18,13 +18,15 @@ returned. Either way a sweep with nothing to do costs four short statements.
 What each breached or at-risk task gets, per sweep:
 
 * its ``sla_state`` (and ``escalation_level`` lifted to 1);
-* an escalation for the reason, unless one is already open (level 1, no owner);
+* an escalation for the reason, unless one is already open (level 1, owned by
+  the client's own lead: ``sla.notify.with_first_lead``);
 * on breach, its open ``sla_at_risk`` escalation resolved as superseded;
 * **one** audit row naming all of that: ``escalation.open`` on the new
   escalation, or ``task.sla_state`` on the task when none was opened, with
   ``after = {"task_id", "sla_state", "escalation_id", "superseded_id"}``;
-* a notification per person in the level-1 audience (``sla.notify``), and one
-  e-mail per person per sweep listing everything they were told about.
+* a notification for that owner (the other leads see the queue and its count,
+  not a notice per escalation), and one e-mail per person per sweep listing
+  everything they were told about.
 
 A raised level gets an ``escalation.raise`` audit row and notifications to the
 new level's audience and the owner.
