@@ -126,7 +126,7 @@ def test_1_client_sends_a_coi_request_and_uploads_200_tasks(ui):
 
 def choose_specialist(page: Page, name: str) -> None:
     """Pick the bulk-assign form's specialist by name (the option also shows tier and load)."""
-    select = page.get_by_label("Specialist", exact=True)
+    select = page.get_by_role("combobox", name="Specialist", exact=True)
     value = select.locator("option", has_text=f"{name} —").get_attribute("value")
     select.select_option(value)
 
