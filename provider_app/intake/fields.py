@@ -357,12 +357,14 @@ _KINDS: dict[str, _Kind] = {
                   lambda s: {"type": "string", "enum": list(s.choices)}),
     "multi": _Kind(_multi_from_json, _multi_from_text, _check_multi,
                    lambda s: {"type": "array", "uniqueItems": True,
+                              **({"minItems": 1} if s.required else {}),
                               "items": {"type": "string", "enum": list(s.choices)},
                               "description": "In CSV: one cell, values separated by ';'."}),
     "policy_number": _Kind(_need_str, _need_str, _check_policy_number,
                            lambda s: {"type": "string", "pattern": r"^[A-Z0-9/-]{5,30}$"}),
-    "bool": _Kind(_bool_from_json, _bool_from_text, _check_bool,
-                  lambda s: {"type": "boolean", "default": False}),
+    "bool": _Kind(_bool_from_json, _bool_from_text, _check_bool,  # required: must be true
+                  lambda s: {"type": "boolean", "enum": [True]} if s.required
+                  else {"type": "boolean", "default": False}),
     "email": _Kind(_need_str, _need_str, _check_email,
                    lambda s: {"type": "string", "format": "email", "maxLength": 254}),
     "int": _Kind(_int_from_json, _int_from_text, _check_int,

@@ -32,7 +32,8 @@ from tests.conftest import TEST_REDIS_URL
 from tests.intake.intake_support import build_world
 from tests.trust.live_server import make_live_app, serve
 
-MAX_EXAMPLES = 20  # per operation and mode (positive, negative)
+# Per operation and mode (positive, negative); SCHEMATHESIS_EXAMPLES=200 for a deeper run.
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "20"))
 REQUEST_TIMEOUT = 10  # seconds: a hung request fails the run instead of stalling it
 # Checks left out, and why:
 # - ignored_auth: every request carries the client's token; auth is the isolation matrix's job.
