@@ -449,7 +449,7 @@ class TaskFactory:
         overdue = not closed and now > due
         at_risk_at = None if closed else cal.add_business_hours(
             received, target * client.at_risk_pct / 100)
-        breach_at = None if closed else cal.add_business_hours(due, 1 / 3_600_000_000)
+        breach_at = cal.add_business_hours(due, 1 / 3_600_000_000)  # kept when closed
         sla_state = ("breached" if (met is False or overdue)
                      else "at_risk" if (not closed and now >= at_risk_at) else "on_track")
         level = self._escalations(chunk, client, task_id, received, due, completed_at,

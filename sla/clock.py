@@ -218,7 +218,12 @@ def _resume(task: Task, at: datetime) -> None:
 
 
 def _settle(task: Task, to_status: Status, at: datetime) -> None:
-    """Fix the outcome from the audited history and take the task out of the sweep."""
+    """Fix the outcome from the audited history and take the task out of the sweep.
+
+    The breach instant stays: a report re-run for a period in which the task was still
+    open decides "past its target at period end" by it (``sla.reporting.metrics``). The
+    sweep only looks at running statuses, so a closed task is out of it either way.
+    """
     # Imported here: the outcome reads history through this module's calendars.
     from .outcome import sla_outcome
 
@@ -230,5 +235,4 @@ def _settle(task: Task, to_status: Status, at: datetime) -> None:
             if not outcome.met:
                 task.sla_state = SlaState.BREACHED
     task.at_risk_at = None
-    task.breach_at = None
     task.sla_paused_since = None
