@@ -3,6 +3,7 @@
 Run from the repository root (PostgreSQL must be running)::
 
     .venv/bin/python benchmarks/bench_claim.py [--url postgresql://postgres@127.0.0.1:5432/postgres]
+                                               [--tasks 10000] [--via-session]
 
 It creates (and afterwards drops) its own database ``throughline_bench_claim`` with
 ``--tasks`` queued tasks over 8 task types (skills required, two KPO types, one licensed) and
@@ -113,7 +114,7 @@ def reset(url: str) -> None:
         db.engine.dispose()
 
 
-def claim_next_worker(url: str, staff_id: int, barrier, results) -> None:
+def claim_next_worker(url: str, staff_id: int, barrier, results, via_session: bool) -> None:
     from provider_app.assignment import claim_next
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
@@ -124,6 +125,8 @@ def claim_next_worker(url: str, staff_id: int, barrier, results) -> None:
         cpu = time.process_time()
         while True:
             started = time.perf_counter()
+            if via_session:  # as inside a request: the session's transaction is already open
+                db.session.connection()
             task_id = claim_next(staff_id)
             latencies.append(time.perf_counter() - started)
             if task_id is None:
@@ -133,7 +136,7 @@ def claim_next_worker(url: str, staff_id: int, barrier, results) -> None:
     results.put((latencies, cpu))
 
 
-def bare_worker(dsn: str, staff_id: int, barrier, results) -> None:
+def bare_worker(dsn: str, staff_id: int, barrier, results, _via_session: bool) -> None:
     latencies = []
     with psycopg.connect(dsn) as conn:
         conn.execute("SELECT 1")
@@ -154,10 +157,10 @@ def bare_worker(dsn: str, staff_id: int, barrier, results) -> None:
     results.put((latencies, cpu))
 
 
-def run(label: str, target, arg: str, expected: int) -> float:
+def run(label: str, target, arg: str, expected: int, via_session: bool = False) -> float:
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(CLAIMERS + 1), ctx.Queue()
-    workers = [ctx.Process(target=target, args=(arg, staff_id, barrier, results))
+    workers = [ctx.Process(target=target, args=(arg, staff_id, barrier, results, via_session))
                for staff_id in range(1, CLAIMERS + 1)]
     for w in workers:
         w.start()
@@ -184,6 +187,9 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="any database on the PostgreSQL server (used to create our own)")
     parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--via-session", action="store_true",
+                        help="also time claim_next joining an open session transaction, as "
+                             "inside a request (pooled connection with pre-ping, ORM session)")
     args = parser.parse_args()
     admin = create_engine(normalise_database_url(args.url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -195,10 +201,15 @@ def main() -> None:
     try:
         seed(sa_url, args.tasks)
         print(f"{args.tasks} queued tasks, {CLAIMERS} concurrent claimers")
+        if args.via_session:
+            in_session = run("in session", claim_next_worker, sa_url, args.tasks, True)
+            reset(sa_url)
         ours = run("claim_next", claim_next_worker, sa_url, args.tasks)
         reset(sa_url)
         bare = run("bare loop", bare_worker, dsn, args.tasks)
         print(f"claim_next throughput = {100 * ours / bare:.0f} % of the bare SKIP LOCKED loop")
+        if args.via_session:
+            print(f"in a session's transaction = {100 * in_session / bare:.0f} % of it")
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
