@@ -28,8 +28,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from provider_app.extensions import db
+from provider_app.vocab import Role
 from tests.conftest import TEST_REDIS_URL
-from tests.intake.intake_support import build_world
+from tests.factories import gen_client, gen_contract, gen_task_type, gen_token, gen_user
+from tests.intake.intake_support import COI_FIELDS, ENDT_FIELDS
 from tests.trust.live_server import make_live_app, serve
 
 # Per operation and mode (positive, negative); SCHEMATHESIS_EXAMPLES=200 for a deeper run.
@@ -52,6 +54,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def _seed() -> str:
+    """One client with the three intake shapes, under fixed codes: the OpenAPI document,
+    and so the generated requests, do not depend on which tests ran before. Its token."""
+    client = gen_client(code="SCHEMA")
+    types = [gen_task_type("DATA"), gen_task_type("COI", fields=COI_FIELDS),
+             gen_task_type("ENDT", fields=ENDT_FIELDS)]
+    gen_contract(client, {(t, "normal"): 8.0 for t in types})
+    gen_user(Role.CLIENT_USER, client, email="schema-user@example.test")
+    token = gen_token(client)
+    db.session.commit()
+    return token
+
+
 @pytest.fixture(scope="module")
 def live_api() -> Iterator[tuple[str, str]]:
     """A live server with one client's world committed; yields (base URL, API token)."""
@@ -59,9 +74,7 @@ def live_api() -> Iterator[tuple[str, str]]:
     app = make_live_app(f"sqlite:///{path}", TEST_REDIS_URL)
     with app.app_context():
         db.create_all()
-        world = build_world()
-        db.session.commit()
-        token = world.token_a
+        token = _seed()
     with serve(app) as base_url:
         yield base_url, token
     Redis.from_url(TEST_REDIS_URL).flushdb()  # the test index: drop the jobs intake queued
