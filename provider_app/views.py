@@ -87,7 +87,7 @@ def admin_home():
 def board():
     """Queues with counts and aging, the filtered task table, bulk assign, absent holders."""
     filters = board_queries.BoardFilters.from_args(request.args)
-    people = board_queries.specialists()
+    people = board_queries.staff_options()
     form = BulkAssignForm(next=request.full_path)
     form.staff.choices = board_queries.staff_choices(people)
     return _render_board(filters, form)
@@ -100,7 +100,8 @@ def _render_board(filters, form):
                              per_page=current_app.config["PAGE_SIZE"], error_out=False)
     return render_template(
         "provider/board.html",
-        summary=board_queries.queue_summary(),
+        summary=board_queries.queue_summary(filters),
+        summary_columns=board_queries.SUMMARY_COLUMNS,
         counts=board_queries.open_status_counts(),
         pagination=pagination,
         filters=filters,
@@ -117,7 +118,7 @@ def _render_board(filters, form):
 @roles_required(Role.TEAM_LEAD, Role.ADMIN)
 def bulk_assign():
     """Assign the ticked queued tasks to one specialist, as far as rules and capacity allow."""
-    people = board_queries.specialists()
+    people = board_queries.staff_options()
     form = BulkAssignForm()
     form.staff.choices = board_queries.staff_choices(people)
     back = _safe_next(form.next.data) or url_for("provider.board")
@@ -188,7 +189,7 @@ def _lead_action(public_id: str, name: str, form_class, run):
     task = _lead_task(public_id)
     form = form_class()
     if hasattr(form, "staff"):
-        form.staff.choices = board_queries.staff_choices(board_queries.specialists())
+        form.staff.choices = board_queries.staff_choices(board_queries.staff_options())
     if not form.validate():
         return _render_board_task(task, status=422, forms={name: form},
                                   error="Check the form: " + "; ".join(
