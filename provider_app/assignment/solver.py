@@ -34,7 +34,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from ortools.graph.python import min_cost_flow
 
 COST_SCALE = 10_000
 """Recommended multiplier for a ``[0, 1]`` float cost: 1e-4 resolution is finer than any
@@ -239,6 +238,10 @@ def _solve_class(
     source, sink = n + m, n + m + 1
     class_penalty = penalty[p_task]
     folded = p_cost + (int(penalty[tasks].max()) - class_penalty)
+
+    # Imported here: OR-Tools (~20 MB) loads only in processes that solve (RQ workers), not
+    # in every web worker that imports the assignment package.
+    from ortools.graph.python import min_cost_flow
 
     flow = min_cost_flow.SimpleMinCostFlow()
     flow.add_arcs_with_capacity_and_unit_cost(

@@ -14,14 +14,17 @@ import asyncio
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import click
-from aiosmtpd.controller import Controller
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from ..extensions import db
 from . import email_intake
+
+if TYPE_CHECKING:
+    from aiosmtpd.controller import Controller
 
 TEMPORARY_FAILURE = "451 4.3.0 Temporary failure; please try again later"
 
@@ -68,6 +71,10 @@ class IntakeHandler:
 
 def make_controller(app: Flask, host: str, port: int) -> Controller:
     """A started-on-demand aiosmtpd controller serving the intake handler."""
+    # Imported here: the CLI registers this command in every process, but only the SMTP
+    # intake process needs aiosmtpd.
+    from aiosmtpd.controller import Controller
+
     return Controller(
         IntakeHandler(app), hostname=host, port=port,
         data_size_limit=app.config["MAX_EMAIL_BYTES"],

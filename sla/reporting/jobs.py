@@ -20,9 +20,8 @@ from provider_app.jobs import enqueue_after_commit
 from provider_app.models import Client, JobProgress, User
 from sla.clock import calendar_for
 
-from .metrics import sla_report
+from .metrics import Report, sla_report
 from .models import StoredReport
-from .pdf import render_pdf
 from .period import Period, local_midnight, month_period
 
 JOB_KIND = "sla_report"
@@ -54,7 +53,7 @@ def generate_report(client: Client, period: Period, kind: str = "monthly",
     """Compute, render and store one report (flushes; the caller's boundary commits)."""
     if kind == "monthly" and (existing := stored_monthly(client, period)) is not None:
         return existing
-    pdf = render_pdf(sla_report(client, period))
+    pdf = render_report_pdf(sla_report(client, period))
     stored = StoredReport(client_id=client.id, kind=kind, period_start=period.start,
                          period_end=period.end, pdf=pdf, size=len(pdf),
                          created_by_id=actor.id if actor else None)
@@ -121,3 +120,11 @@ def run_report_job(job_id: str) -> str | None:
     job.status, job.done = "done", 2
     job.result = {**job.result, "report_id": stored.public_id}
     return stored.public_id
+
+
+def render_report_pdf(report: Report) -> bytes:
+    """The PDF of a report. WeasyPrint (~40 MB) is imported on first use, so the web and
+    worker processes that never render a PDF do not carry it."""
+    from .pdf import render_pdf
+
+    return render_pdf(report)

@@ -47,11 +47,10 @@ from provider_app.vocab import Role
 from .charts import all_charts, data_uri
 from .export import metrics_csv, report_dict, task_rows_csv
 from .forms import ReportRequestForm
-from .jobs import JOB_KIND, request_report
+from .jobs import JOB_KIND, render_report_pdf, request_report
 from .metrics import DRILLABLE, drill_statement, sla_report, tile_colour
 from .models import StoredReport
 from .operations import operations_overview
-from .pdf import render_pdf
 from .period import Period, parse_range
 
 bp = Blueprint("reports", __name__, template_folder="../templates")
@@ -129,7 +128,8 @@ def api_sla_pdf():
     if isinstance(got, Response):
         return got
     client, period = got
-    return _pdf_response(render_pdf(sla_report(client, period)), _filename(client, period, "pdf"))
+    return _pdf_response(render_report_pdf(sla_report(client, period)),
+                         _filename(client, period, "pdf"))
 
 
 # --- client portal -------------------------------------------------------------
@@ -166,7 +166,8 @@ def period_pdf():
     period, errors, _ = _portal_period(client)
     if errors:
         return _back_with_errors(errors)
-    return _pdf_response(render_pdf(sla_report(client, period)), _filename(client, period, "pdf"))
+    return _pdf_response(render_report_pdf(sla_report(client, period)),
+                         _filename(client, period, "pdf"))
 
 
 @bp.route("/portal/reports/metrics.csv", methods=["GET"])
