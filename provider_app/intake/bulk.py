@@ -237,11 +237,21 @@ class _Catalogue:
         self.validators = {code: RowValidator(specs_from(tt.intake_schema))
                            for code, tt in self.types.items()}
         self.all_field_names = frozenset().union(*(v.names for v in self.validators.values()))
+        self._foreign: dict[str, tuple[str, ...]] = {}
 
     def validator_for(self, task_type: TaskType) -> RowValidator:
         if task_type.code not in self.validators:
             self.validators[task_type.code] = RowValidator(specs_from(task_type.intake_schema))
         return self.validators[task_type.code]
+
+    def foreign_fields(self, task_type: TaskType) -> tuple[str, ...]:
+        """Other types' field names: a row of this type must leave them empty (computed
+        once per type, not per row)."""
+        found = self._foreign.get(task_type.code)
+        if found is None:
+            names = self.validator_for(task_type).names
+            found = self._foreign[task_type.code] = tuple(sorted(self.all_field_names - names))
+        return found
 
 
 def _count_lines(path: Path) -> int:
@@ -305,7 +315,7 @@ def _validate_row(cells: dict[str, str], imp: CsvImport, catalogue: _Catalogue,
     if has_type_column:
         errors.extend(
             (f"fields.{name}", f"Not a field of task type {task_type.code}; leave it empty.")
-            for name in catalogue.all_field_names - validator.names
+            for name in catalogue.foreign_fields(task_type)
             if (cells.get(name) or "").strip()
         )
     if errors:
