@@ -148,10 +148,14 @@ def test_2_lead_bulk_assigns_new_work_and_is_refused_kpo_for_general_staff(ui, l
     shots = Shots("journey-2-lead-board")
     page = ui.page(LEAD)
     page.goto("/board")
-    expect(page.get_by_role("row").filter(has_text="NORTHSTAR").filter(
-        has_text="DATA").filter(has_text="queued").first).to_be_visible()
+    # The queues: one row per client; its link opens that client's queues per task type.
+    expect(page.get_by_role("rowheader", name="NORTHSTAR", exact=True)).to_be_visible()
     readme_screenshot(page, "lead-board")
     shots.take(page, "board")
+    page.get_by_role("rowheader", name="NORTHSTAR", exact=True).get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"client=NORTHSTAR"))
+    expect(page.get_by_role("rowheader", name="DATA", exact=True)).to_be_visible()
+    shots.take(page, "board-northstar-queues")
 
     filter_board(page, client="NORTHSTAR", type="DATA", status="queued", assignee="none")
     expect(page).to_have_url(re.compile(r"client=NORTHSTAR.*type=DATA.*status=queued"))

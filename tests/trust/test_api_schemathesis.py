@@ -73,7 +73,7 @@ def live_api() -> Iterator[tuple[str, str]]:
     path = os.path.join(tempfile.mkdtemp(prefix="tl-schemathesis-"), "live.db")
     app = make_live_app(f"sqlite:///{path}", TEST_REDIS_URL)
     with app.app_context():
-        db.create_all()
+        db.create_all(bind_key=None)  # other tests may have registered the replica bind
         token = _seed()
     with serve(app) as base_url:
         yield base_url, token
