@@ -66,14 +66,11 @@ class BoardFilters:
                                   "assignee": self.assignee}.items() if v}
 
 
-# Summary columns: open statuses, with the QA stages together (what a lead acts on).
-SUMMARY_COLUMNS: tuple[tuple[str, tuple[Status, ...]], ...] = (
-    ("queued", (Status.RECEIVED, Status.QUEUED)),
-    ("assigned", (Status.ASSIGNED,)),
-    ("in_progress", (Status.IN_PROGRESS,)),
-    ("pending_client", (Status.PENDING_CLIENT,)),
-    ("in_qa", (Status.SUBMITTED, Status.IN_QA)),
-    ("rework", (Status.REWORK,)),
+# Summary columns: the statuses of the tiles above it, each a link to that exact filter
+# ("Open" also counts the moments a task is received or submitted).
+SUMMARY_COLUMNS: tuple[tuple[str, tuple[Status, ...]], ...] = tuple(
+    (s.value, (s,)) for s in (Status.QUEUED, Status.ASSIGNED, Status.IN_PROGRESS,
+                              Status.PENDING_CLIENT, Status.IN_QA, Status.REWORK)
 )
 
 

@@ -259,3 +259,26 @@ def test_staff_list_and_availability_toggle(client, lead):
                        data={"availability": "away"}).status_code == 404
     _db.session.expire(person.staff_profile)
     assert person.staff_profile.availability == Availability.ON_LEAVE
+
+
+QUEUE_ROW = re.compile(
+    r'<th scope="row"><a href="[^"]*">([A-Z]+)</a></th><td class="num">(\d+)</td>')
+
+
+def test_queue_summary_has_one_row_per_client_then_per_task_type(client, lead):
+    a, b = gen_client(code="AAA"), gen_client(code="BBB")
+    coi, data = gen_task_type(code="COIX"), gen_task_type(code="DATAX")
+    for _ in range(2):
+        gen_task(a, coi)
+    gen_task(a, data)
+    gen_task(b, data, status=Status.ASSIGNED, assignee=gen_specialist())
+
+    body = client.get("/board").get_data(as_text=True)
+    rows = QUEUE_ROW.findall(body)
+    assert ("AAA", "3") in rows and ("BBB", "1") in rows
+    assert not any(code in ("COIX", "DATAX") for code, _ in rows)  # types only per client
+    assert "/board?client=AAA&amp;status=queued" in body  # each count links to its filter
+
+    body = client.get("/board?client=AAA").get_data(as_text=True)
+    rows = QUEUE_ROW.findall(body)
+    assert sorted(rows) == [("COIX", "2"), ("DATAX", "1")]
