@@ -102,6 +102,9 @@ def run_worker() -> None:
     from redis import Redis
     from rq import Queue, SimpleWorker
 
+    from provider_app import jobs
+
+    jobs._app()  # built at worker start, as provider_app.worker.Worker does in production
     started = time.perf_counter()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     connection = Redis.from_url(REDIS)
