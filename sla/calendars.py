@@ -15,7 +15,8 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_pkg
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.orm import aliased
 
 from provider_app.audit import record
 from provider_app.extensions import db
@@ -90,14 +91,20 @@ def _cached_calendar(
     )
 
 
-def version_on(client: Client, on: date) -> CalendarVersion | None:
-    """The client's version effective on ``on`` (the newest one starting on or before it)."""
-    return db.session.scalar(
-        select(CalendarVersion)
-        .where(CalendarVersion.client_id == client.id, CalendarVersion.effective_from <= on)
-        .order_by(CalendarVersion.effective_from.desc())
-        .limit(1)
+def effective_version(version, client_id, on) -> Select:
+    """The id of the client's version effective on ``on`` (the newest one starting on or
+    before it), for ``version`` (the model or an alias); values or bind parameters."""
+    return (
+        select(version.id)
+        .where(version.client_id == client_id, version.effective_from <= on)
+        .order_by(version.effective_from.desc()).limit(1)
     )
+
+
+def version_on(client: Client, on: date) -> CalendarVersion | None:
+    """The client's version effective on ``on``."""
+    chosen = effective_version(aliased(CalendarVersion), client.id, on).scalar_subquery()
+    return db.session.scalar(select(CalendarVersion).where(CalendarVersion.id == chosen))
 
 
 # --- reading what admins type ---------------------------------------------------------

@@ -33,7 +33,7 @@ from provider_app.models import CalendarVersion, Client, Contract, SlaTarget, Ta
 from provider_app.vocab import CLOSED_STATUSES, Priority, SlaState, Status
 
 from .calendar import BusinessCalendar
-from .calendars import calendar_from_version, version_on
+from .calendars import calendar_from_version, effective_version, version_on
 
 # Used when a contract names no target for a task type and priority.
 DEFAULT_TARGET_HOURS = 8.0
@@ -54,34 +54,23 @@ def calendar_for(
     return calendar_from_version(version)
 
 
+def in_force(contract, client_id, on) -> Select:
+    """The id of the client's contract in force on ``on`` (the latest started), for
+    ``contract`` (the model or an alias); arguments may be values or bind parameters."""
+    return (
+        select(contract.id)
+        .where(contract.client_id == client_id, contract.active.is_(True),
+               contract.starts_on <= on, contract.ends_on.is_(None) | (contract.ends_on >= on))
+        .order_by(contract.starts_on.desc()).limit(1)
+    )
+
+
 def active_contract(client_id: int, on: date | None = None) -> Contract | None:
     """The client's contract in force on ``on`` (its targets load only if touched)."""
-    on = on or date.today()
+    chosen = in_force(aliased(Contract), client_id, on or date.today()).scalar_subquery()
     return db.session.scalar(
-        select(Contract)
-        .options(lazyload(Contract.targets))
-        .where(
-            Contract.client_id == client_id,
-            Contract.active.is_(True),
-            Contract.starts_on <= on,
-            (Contract.ends_on.is_(None)) | (Contract.ends_on >= on),
-        )
-        .order_by(Contract.starts_on.desc())
-        .limit(1)
+        select(Contract).options(lazyload(Contract.targets)).where(Contract.id == chosen)
     )
-
-
-def target_hours_for(contract: Contract | None, task_type_id: int, priority: Priority) -> float:
-    if contract is None:
-        return DEFAULT_TARGET_HOURS
-    hours = db.session.scalar(
-        select(SlaTarget.target_hours).where(
-            SlaTarget.contract_id == contract.id,
-            SlaTarget.task_type_id == task_type_id,
-            SlaTarget.priority == Priority(priority),
-        )
-    )
-    return hours if hours is not None else DEFAULT_TARGET_HOURS
 
 
 def _calendar(task: Task, contract: Contract | None) -> BusinessCalendar:
@@ -110,19 +99,8 @@ def _terms_statement() -> Select:
     """Built once (with bind parameters): constructing a statement costs more CPU than
     running this one."""
     client_id, on = bindparam("client_id"), bindparam("on")
-    in_force = aliased(Contract)
-    contract_id = (
-        select(in_force.id)
-        .where(in_force.client_id == client_id, in_force.active.is_(True),
-               in_force.starts_on <= on, in_force.ends_on.is_(None) | (in_force.ends_on >= on))
-        .order_by(in_force.starts_on.desc()).limit(1).scalar_subquery()
-    )
-    effective = aliased(CalendarVersion)
-    version_id = (
-        select(effective.id)
-        .where(effective.client_id == client_id, effective.effective_from <= on)
-        .order_by(effective.effective_from.desc()).limit(1).scalar_subquery()
-    )
+    contract_id = in_force(aliased(Contract), client_id, on).scalar_subquery()
+    version_id = effective_version(aliased(CalendarVersion), client_id, on).scalar_subquery()
     return (
         select(
             Client.timezone.label("client_timezone"), Contract.id.label("contract_id"),
@@ -148,7 +126,8 @@ def clock_terms(
     """The contract in force on ``on``, its target for this type and priority, and the
     calendar version effective that day, in one query: intake runs this for every task.
 
-    Same rules as ``active_contract``, ``target_hours_for`` and ``calendar_for``.
+    Same rules as ``active_contract`` and ``calendar_for`` (``in_force``,
+    ``effective_version``); a missing target is ``DEFAULT_TARGET_HOURS``.
     """
     row = db.session.execute(_terms_statement(), {
         "client_id": client_id, "on": on, "task_type_id": task_type_id,
