@@ -20,6 +20,7 @@ through prometheus_client's multiprocess directory, one per instance.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import shutil
@@ -72,6 +73,16 @@ def on_starting(server) -> None:
     path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
+
+
+def post_worker_init(worker) -> None:
+    """Freeze what the app built at start-up out of the garbage collector (``gc.freeze``).
+
+    The app, SQLAlchemy's mappers and every imported module are tens of thousands of
+    long-lived objects; every full collection walked them all, which put a 60 ms stall into
+    one request in three on the lead board. Frozen, collections only see request garbage.
+    """
+    gc.freeze()
 
 
 def child_exit(server, worker) -> None:

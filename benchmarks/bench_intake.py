@@ -93,6 +93,41 @@ def start(target: str, port: int, env: dict, workers: int) -> subprocess.Popen:
     raise RuntimeError(f"{target} did not start; see /tmp/bench_intake_{port}.log")
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the server (gunicorn), PostgreSQL, Redis and this process.
+
+    Read from /proc, so the figures say where each request's CPU goes on the shared cores.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[tuple[str, str], float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = ("gunicorn" if "gunicorn" in cmd else "postgres" if cmd.startswith("postgres")
+                else "redis" if "redis-server" in cmd else None)
+        if name:
+            used[name, entry] = (int(fields[11]) + int(fields[12])) / tick
+    own = os.times()
+    used["load generator", "self"] = own.user + own.system
+    return used
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per kind between two ``cpu_seconds`` readings (processes alive in both)."""
+    totals = {"gunicorn": 0.0, "postgres": 0.0, "redis": 0.0, "load generator": 0.0}
+    for key, seconds in after.items():
+        if key in before:
+            totals[key[0]] += seconds - before[key]
+    return totals
+
+
 def load(port: int, path: str, headers: dict, make_body, seconds: float, clients: int,
          warmup: float) -> dict:
     """Closed loop: each thread sends a request, waits for the answer, sends the next."""
@@ -126,8 +161,11 @@ def load(port: int, path: str, headers: dict, make_body, seconds: float, clients
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, measure_from - time.perf_counter()))
+    cpu_before = cpu_seconds()
     for thread in threads:
         thread.join()
+    cpu_after = cpu_seconds()
     done = [x for per in latencies for x in per]
     done.sort()
     return {
@@ -136,6 +174,8 @@ def load(port: int, path: str, headers: dict, make_body, seconds: float, clients
         "errors": sum(errors),
         "p50_ms": 1000 * statistics.median(done) if done else float("nan"),
         "p95_ms": 1000 * done[int(0.95 * (len(done) - 1))] if done else float("nan"),
+        "cpu_ms": {name: 1000 * seconds / max(len(done), 1)
+                   for name, seconds in cpu_used(cpu_before, cpu_after).items()},
     }
 
 
@@ -194,6 +234,8 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:22} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "
               f"p95 {r['p95_ms']:6.1f} ms  ok {r['ok']}  errors {r['errors']}")
+        print(" " * 22 + "  CPU per request: " + ", ".join(
+            f"{name} {ms:.2f} ms" for name, ms in r["cpu_ms"].items()))
     floor = results["bare insert (floor)"]["rps"]
     intake = results["POST /api/v1/tasks"]["rps"]
     print(f"ratio intake / floor: {100 * intake / floor:.0f} % (target >= 50 %)")

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, time, timedelta
 from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import aliased
-from wtforms import DateField, Form, SelectField, StringField
+from wtforms import DateField, Form, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, Optional, ValidationError
 
 from .access import roles_required
@@ -65,8 +65,9 @@ def _is_public_id(value: str) -> bool:
 def _filter_form() -> AuditFilterForm:
     form = AuditFilterForm(request.args)
     clients = db.session.execute(select(Client.code, Client.name).order_by(Client.code)).all()
-    form.client.choices = [("", "Any client"), (NO_CLIENT, "No client (provider, sign-in)")] + [
-        (code, f"{code} · {name}") for code, name in clients
+    form.client.choices = [SelectChoice("", "Any client"),
+                           SelectChoice(NO_CLIENT, "No client (provider, sign-in)")] + [
+        SelectChoice(code, f"{code} · {name}") for code, name in clients
     ]
     return form
 

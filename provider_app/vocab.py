@@ -74,6 +74,8 @@ class Status(StrEnum):
 
 CLOSED_STATUSES = frozenset({Status.COMPLETED, Status.CANCELLED})
 OPEN_STATUSES = frozenset(set(Status) - CLOSED_STATUSES)
+HELD_STATUSES = (Status.ASSIGNED, Status.IN_PROGRESS, Status.PENDING_CLIENT, Status.REWORK)
+"""Statuses in which a task occupies its assignee's capacity (``staff_profiles.held_weight``)."""
 
 
 class SlaState(StrEnum):

@@ -5,11 +5,14 @@ app (and everything it imports) would be built again inside every horse;
 here the worker builds it once, before forking, and each horse inherits it
 copy-on-write. Connection pools are not shared across the fork: the child
 drops the parent's pooled connections (SQLAlchemy's documented recipe) and
-opens its own.
+opens its own. The objects built at start-up are then frozen out of the garbage
+collector (``gc.freeze``): full collections stop walking them, and a horse does not
+touch (and so copy) their pages when it collects.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 
 from rq import Worker as RqWorker
@@ -33,6 +36,7 @@ class Worker(RqWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         jobs._app()
+        gc.freeze()
 
 
 os.register_at_fork(after_in_child=_fresh_pools_in_child)

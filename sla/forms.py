@@ -8,6 +8,7 @@ from wtforms import (
     DateField,
     HiddenField,
     IntegerField,
+    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -20,10 +21,11 @@ from provider_app.vocab import EscalationReason
 from .calendars import DAY_FIELDS
 from .escalations import NOTE_MAX
 
-STATES = [("open", "Open"), ("unacknowledged", "Not acknowledged"), ("resolved", "Resolved"),
-          ("all", "All")]
-AGES = [("", "Any age"), ("1", "Older than 1 h"), ("4", "Older than 4 h"),
-        ("24", "Older than 1 day"), ("72", "Older than 3 days")]
+STATES = [SelectChoice("open", "Open"), SelectChoice("unacknowledged", "Not acknowledged"),
+          SelectChoice("resolved", "Resolved"), SelectChoice("all", "All")]
+AGES = [SelectChoice("", "Any age"), SelectChoice("1", "Older than 1 h"),
+        SelectChoice("4", "Older than 4 h"), SelectChoice("24", "Older than 1 day"),
+        SelectChoice("72", "Older than 3 days")]
 
 
 class QueueFilterForm(FlaskForm):
@@ -32,15 +34,15 @@ class QueueFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    client = SelectField("Client", choices=[("", "All clients")], default="")
+    client = SelectField("Client", choices=[SelectChoice("", "All clients")], default="")
     reason = SelectField(
         "Reason",
-        choices=[("", "Any reason")] + [(r.value, r.value.replace("_", " "))
-                                        for r in EscalationReason],
+        choices=[SelectChoice("", "Any reason")] + [
+            SelectChoice(r.value, r.value.replace("_", " ")) for r in EscalationReason],
         default="",
     )
-    level = SelectField("Level", choices=[("", "Any level"), ("1", "1"), ("2", "2"), ("3", "3")],
-                        default="")
+    level = SelectField("Level", choices=[SelectChoice("", "Any level")] + [
+        SelectChoice(str(n), str(n)) for n in (1, 2, 3)], default="")
     age = SelectField("Age", choices=AGES, default="")
     state = SelectField("State", choices=STATES, default="open")
 

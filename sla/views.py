@@ -14,6 +14,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
+from wtforms import SelectChoice
 
 from provider_app.access import get_scoped_or_404, roles_required, scoped, visible_client_ids
 from provider_app.db_types import utcnow
@@ -68,7 +69,8 @@ def _visible_clients() -> list[Client]:
 def escalations():
     clients = _visible_clients()
     form = QueueFilterForm(request.args)
-    form.client.choices = [("", "All clients")] + [(c.code, c.code) for c in clients]
+    form.client.choices = [SelectChoice("", "All clients")] + [
+        SelectChoice(c.code, c.code) for c in clients]
     if not form.validate():
         return render_template("sla/escalations.html", form=form, pagination=None), 400
     stmt = scoped(select(Escalation), Escalation)
@@ -122,8 +124,8 @@ def _detail(escalation: Escalation, status: int = 200, error: str | None = None,
     owner_form = forms.get("owner_form") or OwnerForm(
         formdata=None, version=escalation.version,
         owner=escalation.owner.email if escalation.owner else "")
-    owner_form.owner.choices = [("", "Choose…")] + [
-        (u.email, u.name or u.email) for u in eligible_owners(escalation.client_id)]
+    owner_form.owner.choices = [SelectChoice("", "Choose…")] + [
+        SelectChoice(u.email, u.name or u.email) for u in eligible_owners(escalation.client_id)]
     return render_template(
         "sla/escalation.html",
         escalation=escalation,
@@ -186,7 +188,8 @@ def acknowledge_escalation(public_id: str):
 def assign_escalation(public_id: str):
     escalation = _load(public_id)
     form = OwnerForm()
-    form.owner.choices = [(u.email, u.email) for u in eligible_owners(escalation.client_id)]
+    form.owner.choices = [SelectChoice(u.email, u.email)
+                          for u in eligible_owners(escalation.client_id)]
     if not form.validate():
         return _detail(escalation, 422, owner_form=form)
     owner = db.session.scalar(select(User).where(User.email == form.owner.data))

@@ -17,8 +17,6 @@ from ..extensions import db
 from ..models import Client, StaffProfile, Task, TaskType, User, UserRole
 from ..vocab import OPEN_STATUSES, Availability, Role, StaffTier, Status
 from .eligibility import (
-    HELD_BY_PERSON,
-    HELD_STATUSES,
     PersonFacts,
     Reason,
     load_people,
@@ -204,17 +202,9 @@ def staff_options() -> list[StaffOption]:
     person's skills, licences and clients (three queries with the ids of all staff),
     which cost the board a third of its time with 500 specialists.
     """
-    tt, held = TaskType.__table__, HELD_BY_PERSON
-    load = (
-        select(func.coalesce(func.sum(tt.c.weight), 0))
-        .select_from(held.join(tt, tt.c.id == held.c.task_type_id))
-        .where(held.c.assignee_id == User.id,
-               held.c.status.in_([s.value for s in HELD_STATUSES]))
-        .scalar_subquery()
-    )
     rows = db.session.execute(
         select(StaffProfile.public_id, func.coalesce(User.name, User.email), StaffProfile.tier,
-               load, StaffProfile.capacity, StaffProfile.availability)
+               StaffProfile.held_weight, StaffProfile.capacity, StaffProfile.availability)
         .join(User, User.id == StaffProfile.user_id)
         .join(UserRole, (UserRole.user_id == User.id) & (UserRole.role == Role.SPECIALIST))
         .where(User.active.is_(True))

@@ -73,17 +73,13 @@ from ..models import (
     User,
     UserRole,
 )
-from ..vocab import Availability, Role, StaffTier, Status, Tier
-
-HELD_STATUSES = (Status.ASSIGNED, Status.IN_PROGRESS, Status.PENDING_CLIENT, Status.REWORK)
-"""Statuses in which a task occupies its assignee's capacity."""
+from ..vocab import HELD_STATUSES, Availability, Role, StaffTier, Tier
 
 HARD_RULES = frozenset({"not_specialist", "tier", "licence"})
 NEVER = 1_000_000_000
 """Relaxation minutes meaning "this skill gap never relaxes" (SQL sentinel)."""
 
 TASKS = Task.__table__
-HELD_BY_PERSON = TASKS.alias("held")  # built once: aliases are costly to rebuild per call
 
 
 @dataclass(frozen=True)
@@ -182,15 +178,10 @@ def load_types(type_ids: Iterable[int] | None = None) -> dict[int, TypeFacts]:
 
 
 def held_load_query(user_ids: Sequence[int]) -> Select:
-    """(assignee_id, held weight) for the given people: what their capacity is already used by."""
-    tt = TaskType.__table__
-    return (
-        select(TASKS.c.assignee_id, func.sum(tt.c.weight))
-        .join(tt, tt.c.id == TASKS.c.task_type_id)
-        .where(TASKS.c.assignee_id.in_(list(user_ids)),
-               TASKS.c.status.in_([s.value for s in HELD_STATUSES]))
-        .group_by(TASKS.c.assignee_id)
-    )
+    """(user_id, held weight) for the given people: what their capacity is already used by
+    (the counter the database keeps, ``models/held_weight.py``)."""
+    sp = StaffProfile.__table__
+    return select(sp.c.user_id, sp.c.held_weight).where(sp.c.user_id.in_(list(user_ids)))
 
 
 def _profile_select() -> Select:
@@ -231,7 +222,7 @@ def _fact_rows(ids: Sequence[int]) -> tuple[dict, dict, dict]:
     return by_skill, by_licence, by_client
 
 
-def _person(row, facts: tuple[dict, dict, dict], load: int) -> PersonFacts:
+def _person(row, facts: tuple[dict, dict, dict]) -> PersonFacts:
     skills, licences, clients = facts
     name = row.name or row.email
     if row.user_id is None:  # no staff profile
@@ -242,7 +233,7 @@ def _person(row, facts: tuple[dict, dict, dict], load: int) -> PersonFacts:
         is_specialist=bool(row.active and row.spec),
         tier=StaffTier(row.tier),
         capacity=row.capacity,
-        load=int(load or 0),
+        load=row.held_weight,
         skills=skills.get(row.id, {}),
         licences=tuple(licences.get(row.id, ())),
         client_ids=frozenset(clients[row.id]) if row.id in clients else None,
@@ -256,31 +247,18 @@ def _person(row, facts: tuple[dict, dict, dict], load: int) -> PersonFacts:
 
 
 def load_people(user_ids: Iterable[int]) -> dict[int, PersonFacts]:
-    """Facts for these users (unknown ids are left out), in three queries whatever their number."""
+    """Facts for these users (unknown ids are left out), in two queries whatever their number."""
     ids = sorted(set(user_ids))
     if not ids:
         return {}
     rows = _execute(_profile_select().where(User.__table__.c.id.in_(ids))).all()
     facts = _fact_rows(ids)
-    loads = dict(_execute(held_load_query(ids)).all())
-    return {row.id: _person(row, facts, loads.get(row.id, 0)) for row in rows}
+    return {row.id: _person(row, facts) for row in rows}
 
 
 def load_person(user_id: int) -> PersonFacts | None:
     """One person's facts in two queries."""
-    tt = TaskType.__table__
-    load = (
-        select(func.coalesce(func.sum(tt.c.weight), 0))
-        .select_from(HELD_BY_PERSON.join(tt, tt.c.id == HELD_BY_PERSON.c.task_type_id))
-        .where(HELD_BY_PERSON.c.assignee_id == user_id,
-               HELD_BY_PERSON.c.status.in_([s.value for s in HELD_STATUSES]))
-        .scalar_subquery()
-    )
-    row = _execute(
-        _profile_select().add_columns(load.label("load"))
-        .where(User.__table__.c.id == user_id)
-    ).first()
-    return None if row is None else _person(row, _fact_rows([user_id]), row.load)
+    return load_people([user_id]).get(user_id)
 
 
 # --- the rules -------------------------------------------------------------------------------
@@ -435,12 +413,10 @@ def reasons(task, task_type: TypeFacts, person: PersonFacts, at: datetime) -> li
 
 # Only constants of this module are interpolated into the SQL below (no input ever is), hence
 # the S608 exemptions.
-HELD_LIST = ", ".join(f"'{s.value}'" for s in HELD_STATUSES)
-_HELD = f"""(SELECT COALESCE(SUM(ht.weight), 0)
-              FROM tasks h JOIN task_types ht ON ht.id = h.task_type_id
-             WHERE h.assignee_id = :staff_id AND h.status IN ({HELD_LIST})) AS held,
+# held: the counter the database keeps (models/held_weight.py), read from the locked row.
+_HELD = """sp.held_weight AS held,
            EXISTS (SELECT 1 FROM staff_clients sc
-                    WHERE sc.staff_id = :staff_id) AS restricted"""  # noqa: S608
+                    WHERE sc.staff_id = :staff_id) AS restricted"""
 
 PERSON_ROW = f"""
     SELECT sp.user_id, sp.tier, sp.capacity, {_HELD}

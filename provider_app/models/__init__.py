@@ -14,6 +14,7 @@ from sla.reporting.models import StoredReport
 
 from ..intake.models import CsvImport
 from ..integrations import models as _integrations  # noqa: F401 - registers its tables
+from . import held_weight
 from .accounts import ApiToken, MfaRecoveryCode, PasswordResetToken, User, UserRole
 from .audit import AuditEvent
 from .catalogue import ScorecardItem, Sop, SopStep, TaskType, TaskTypeSkill
@@ -21,6 +22,8 @@ from .clients import CalendarVersion, Client
 from .contracts import Contract, SlaTarget
 from .staff import StaffClient, StaffLicence, StaffProfile, StaffSkill
 from .tasks import Document, IdempotencyKey, JobProgress, Lot, Message, Task
+
+held_weight.install(Task.metadata)
 
 __all__ = [
     "ApiToken",

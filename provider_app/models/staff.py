@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     Time,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -40,6 +41,9 @@ class StaffProfile(db.Model):
         str_enum(Availability, "availability"), default=Availability.AVAILABLE
     )
     flagged_for_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Weight of the tasks this person holds (HELD_STATUSES): kept by database triggers
+    # (models/held_weight.py), read by every capacity check; application code never writes it.
+    held_weight: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
     user = relationship("User", back_populates="staff_profile")
     skills: Mapped[list[StaffSkill]] = relationship(

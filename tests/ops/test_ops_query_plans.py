@@ -126,6 +126,12 @@ def test_hot_paths_do_not_scan_the_tasks_table(app, scaled, client, redis_conn):
         for path in ("/api/v1/tasks", "/api/v1/tasks?page=5&per_page=50",
                      f"/api/v1/tasks/{one_task}"):
             assert client.get(path, headers=bearer).status_code == 200, path
+        for ref in ("PLAN-NEW-1", None):  # the duplicate check by reference, then by fields
+            body = {"task_type": "DATA", "priority": "normal", "state": "NY",
+                    "fields": {"description": "query plan check"}}
+            if ref:
+                body["external_ref"] = ref
+            assert client.post("/api/v1/tasks", json=body, headers=bearer).status_code == 201
         log.label = "board"
         client.login(lead)
         for path in ("/board", "/board?status=queued", f"/board/tasks/{one_task}",
