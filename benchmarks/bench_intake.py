@@ -77,7 +77,7 @@ def start(target: str, port: int, env: dict, workers: int) -> subprocess.Popen:
     log = open(f"/tmp/bench_intake_{port}.log", "w")  # noqa: SIM115 - lives with the server
     proc = subprocess.Popen(
         [GUNICORN, "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}",
-         "--backlog", "256", target],
+         "--backlog", "256", "--max-requests", "0", target],
         cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=log,
     )
     deadline = time.time() + 30
@@ -120,11 +120,11 @@ def cpu_seconds() -> dict[str, float]:
 
 
 def cpu_used(before: dict, after: dict) -> dict[str, float]:
-    """CPU seconds per kind between two ``cpu_seconds`` readings (processes alive in both)."""
+    """CPU seconds per kind between two ``cpu_seconds`` readings (a process started in
+    between counts whole; one that ended in between is lost, so workers are not recycled)."""
     totals = {"gunicorn": 0.0, "postgres": 0.0, "redis": 0.0, "load generator": 0.0}
     for key, seconds in after.items():
-        if key in before:
-            totals[key[0]] += seconds - before[key]
+        totals[key[0]] += seconds - before.get(key, 0.0)
     return totals
 
 
