@@ -9,7 +9,9 @@ PostgreSQL, one statement: lock the person's profile row (``FOR UPDATE``: two cl
 same person, say two tabs, cannot both spend their last capacity), check the person-level
 rules in SQL, pick ``FOR UPDATE SKIP LOCKED`` (concurrent claimers each lock a different row
 and never wait for one another), ``UPDATE ... WHERE status = 'queued'``, and insert the
-``queued -> assigned`` audit event exactly as ``lifecycle.transition`` writes it.
+``queued -> assigned`` audit event exactly as ``lifecycle.transition`` writes it (and the
+``assignment.relaxed`` event when the claim needed a relaxed optional skill). Being one
+statement, it is atomic on its own: outside a transaction it runs autocommitted.
 
 SQLite: the person-level rules are checked in Python (no time-zone database in SQLite SQL) and
 the queue is peeked without a lock; that read transaction is ended, and the claim is one
@@ -98,14 +100,6 @@ _RELAXED = """EXISTS (SELECT 1 FROM task_type_skills k
                 WHERE k.task_type_id = c.task_type_id AND COALESCE(s.level, 0) < k.min_level)"""
 _RELAXED_BY_TYPE = f"SELECT {_RELAXED} FROM (SELECT :task_type_id AS task_type_id) c"  # noqa: S608
 RELAXED_REASON = "optional skills dropped after waiting in the queue"
-# PostgreSQL: the relaxation event, written only if the claim needed one (one round trip).
-_AUDIT_RELAXED_PG = f"""
-    INSERT INTO audit_events (at, actor_id, client_id, object_type, object_id, action,
-                              reason, after, ip)
-    SELECT :now, :staff_id, :client_id, 'task', :task_id, 'assignment.relaxed',
-           '{RELAXED_REASON}', CAST(:relaxed_after AS json), :ip
-      FROM (SELECT :task_type_id AS task_type_id) c
-     WHERE {_RELAXED}"""  # noqa: S608 - module constants only
 # Offered tasks are never picked (see offers.py); a claim ends the task's offer round.
 _SET = """status = 'assigned', assignee_id = :staff_id, version = version + 1,
           waiting_reason = NULL, offer_declined_ids = NULL, updated_at = :now"""
@@ -144,16 +138,16 @@ def _statements(dialect: str) -> dict[str, TextClause]:
                 INSERT INTO audit_events (at, actor_id, client_id, object_type, object_id,
                                           action, from_status, to_status, reason, after, ip)
                 SELECT :now, :staff_id, c.client_id, 'task', c.id, 'task.transition',
-                       'queued', 'assigned', '{REASON}', CAST(:after AS json), :ip
-                  FROM claimed c)
-            SELECT c.id, c.client_id, c.task_type_id, EXISTS (
-                   SELECT 1 FROM task_type_skills k
-                    WHERE k.task_type_id = c.task_type_id AND k.optional) AS has_optional
-              FROM claimed c"""  # noqa: S608 - module constants only
+                       'queued', 'assigned', :reason, CAST(:after AS json), :ip
+                  FROM claimed c
+                 UNION ALL
+                SELECT :now, :staff_id, c.client_id, 'task', c.id, 'assignment.relaxed',
+                       NULL, NULL, :relaxed_reason, CAST(:relaxed_after AS json), :ip
+                  FROM claimed c WHERE {_RELAXED})
+            SELECT id FROM claimed"""  # noqa: S608
         # Untyped binds: psycopg adapts datetimes and dates itself, and the casts SQLAlchemy
         # would add to typed ones lengthen the statement past psycopg's cache (see _compact).
-        return {"claim": text(_compact(claim)),
-                "audit_relaxed": text(_compact(_AUDIT_RELAXED_PG))}
+        return {"claim": text(_compact(claim))}
     # SQLite: typed binds, so datetimes become the text format the columns are stored in.
     binds = (bindparam("now", type_=UTCDateTime), bindparam("soon", type_=UTCDateTime),
              bindparam("today", type_=Date))
@@ -200,28 +194,16 @@ def _params(staff_id: int, now: datetime) -> dict:
 
 
 def _claim_params(staff_id: int, now: datetime) -> dict:
-    return _params(staff_id, now) | {"after": json.dumps({"assignee_id": staff_id}),
-                                     "ip": _request_ip()}
+    return _params(staff_id, now) | {
+        "after": json.dumps({"assignee_id": staff_id}), "ip": _request_ip(),
+        "relaxed_after": json.dumps({"assignee_id": staff_id, "rule": "optional_skills"}),
+        "reason": REASON, "relaxed_reason": RELAXED_REASON}
 
 
 def _claim_postgres(staff_id: int) -> int | None:
-    now = utcnow()
     row = db.session.connection().execute(
-        _statements("postgresql")["claim"], _claim_params(staff_id, now)).first()
-    if row is None:
-        return None
-    # Only a type with optional skills can have been relaxed (rare): then ask exactly.
-    if row.has_optional:
-        db.session.connection().execute(_statements("postgresql")["audit_relaxed"],
-                                        _relaxed_params(row, staff_id, now))
-    return row.id
-
-
-def _relaxed_params(row: Row | tuple, staff_id: int, now: datetime) -> dict:
-    task_id, client_id, task_type_id = row[:3]
-    return {"now": now, "staff_id": staff_id, "client_id": client_id, "task_id": task_id,
-            "task_type_id": task_type_id, "ip": _request_ip(),
-            "relaxed_after": json.dumps({"assignee_id": staff_id, "rule": "optional_skills"})}
+        _statements("postgresql")["claim"], _claim_params(staff_id, utcnow())).first()
+    return None if row is None else row.id
 
 
 # --- PostgreSQL outside a transaction: the claim on a connection of its own ----------------
@@ -244,7 +226,10 @@ def _claim_engine() -> Engine:
     app = current_app._get_current_object()
     engine = app.extensions.get(_ENGINE_KEY)
     if engine is None:
-        options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}) | {"pool_pre_ping": False}
+        # Autocommit: the claim is one statement (its audit rows are CTEs of it), so it is
+        # atomic by itself, and BEGIN and COMMIT would be two more round trips per claim.
+        options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}) | {
+            "pool_pre_ping": False, "isolation_level": "AUTOCOMMIT"}
         engine = app.extensions[_ENGINE_KEY] = create_engine(db.engine.url, **options)
     return engine
 
@@ -257,23 +242,21 @@ def _driver_sql(dialect: Dialect) -> dict[str, str]:
 
 
 def _claim_on_own_connection(staff_id: int) -> int | None:
-    """The claim and its audit rows in one transaction on a pooled psycopg connection.
+    """The claim and its audit rows as one autocommitted statement on a pooled psycopg
+    connection.
 
-    Same statements as the session path, minus the session and the ORM's per-execution
-    work (about half the client CPU of a claim): a transient failure (lost connection,
-    deadlock, serialization) is rolled back and retried like the session path's.
+    Same statement as the session path, minus the session and the ORM's per-execution
+    work (about half the client CPU of a claim) and the BEGIN / COMMIT round trips: a
+    transient failure (lost connection, deadlock, serialization) is retried like the
+    session path's.
     """
     sql = _driver_sql(db.engine.dialect)
     for attempt in range(ATTEMPTS):
         conn = _claim_engine().raw_connection()
         try:
-            now = utcnow()
             with conn.cursor() as cursor:
-                cursor.execute(sql["claim"], _claim_params(staff_id, now))
+                cursor.execute(sql["claim"], _claim_params(staff_id, utcnow()))
                 row = cursor.fetchone()
-                if row is not None and row[3]:  # has_optional: see _claim_postgres
-                    cursor.execute(sql["audit_relaxed"], _relaxed_params(row, staff_id, now))
-            conn.commit()
             return None if row is None else row[0]
         except psycopg.OperationalError as exc:
             lost = conn.dbapi_connection.closed  # psycopg closes a connection it has lost
