@@ -68,6 +68,18 @@ def test_insurance_trained_staff_take_kpo_before_routine_bpo(db):
     assert claim_next(trained.id) == routine.id  # nothing else left: BPO is fine
 
 
+def test_preference_looks_no_further_than_the_window(db):
+    from provider_app.assignment.claim import PREFERENCE_WINDOW
+
+    c = gen_client()
+    bpo, kpo = gen_task_type(tier="BPO"), gen_task_type(tier="KPO")
+    trained = gen_specialist("insurance_trained", capacity=50)
+    routine = [gen_task(c, bpo, priority="urgent") for _ in range(PREFERENCE_WINDOW)]
+    knowledge = gen_task(c, kpo, priority="low")  # eleventh in the queue: out of reach
+    assert claim_next(trained.id) == routine[0].id
+    assert claim_next(trained.id) == knowledge.id  # now tenth: inside the window
+
+
 def test_respects_skills_clients_licences_and_capacity(db):
     c1, c2 = gen_client(), gen_client()
     skilled = gen_task_type(skills={"coi": 3})
