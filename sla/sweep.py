@@ -13,7 +13,8 @@ UPDATE, the escalation INSERT, the audit INSERT and the notification INSERT are
 data-modifying CTEs chained by their RETURNING rows; a level check is another.
 SQLite (development, tests) cannot put DML in a WITH, so it runs the same
 statement builders one after the other, each reading the ids the previous one
-returned. Either way a sweep with nothing to do costs four short statements.
+returned. Either way a sweep with nothing to do costs four short statements: an index probe
+per state (is anything due?), the rules SELECT and the level check.
 
 What each breached or at-risk task gets, per sweep:
 
@@ -116,6 +117,8 @@ def sweep(now: datetime | None = None, *, batch: int = BATCH) -> SweepResult:
     # Breaches first: a task that crossed both thresholds since the last run
     # (a sweeper outage, a long pause) gets one breach escalation, not two.
     for state in (SlaState.BREACHED, SlaState.AT_RISK):
+        if not db.session.scalar(_anything_due(state), params):
+            continue  # one index probe instead of planning the batch statement for nothing
         while True:
             marked = _mark_batch(state, params, result, notices, one_statement)
             if marked < batch:
@@ -216,13 +219,26 @@ def _batch_statement(state: SlaState) -> Select:
     )
 
 
-def _marking(state: SlaState) -> Update:
-    """Set the state on up to ``batch`` due tasks, RETURNING ``id, client_id``."""
+def _due(state: SlaState) -> tuple:
+    """Running tasks past the state's instant and not in it yet (an index range scan)."""
     if state == SlaState.BREACHED:
         instant, before = Task.breach_at, [SlaState.ON_TRACK, SlaState.AT_RISK]
     else:
         instant, before = Task.at_risk_at, [SlaState.ON_TRACK]
-    due = (Task.sla_state.in_(before), instant <= NOW, Task.status.in_(RUNNING))
+    return (Task.sla_state.in_(before), instant <= NOW, Task.status.in_(RUNNING))
+
+
+@cache
+def _anything_due(state: SlaState) -> Select:
+    """Whether any task is due for ``state``: the batch statement is large, and PostgreSQL
+    plans it afresh on each run (its plan depends on ``now``), so a sweep with nothing to
+    mark asks this first."""
+    return select(exists().where(*_due(state)))
+
+
+def _marking(state: SlaState) -> Update:
+    """Set the state on up to ``batch`` due tasks, RETURNING ``id, client_id``."""
+    due = _due(state)
     picked = select(Task.id).where(*due).limit(LIMIT).scalar_subquery()
     # The guards are repeated outside the sub-select so that PostgreSQL
     # re-checks them on rows another sweep changed while we waited for them.
