@@ -1,11 +1,11 @@
 """``staff_profiles.held_weight``: the weight of the tasks a person holds, kept by the database.
 
 Capacity is checked on every claim, assignment and board view. Summing a person's held tasks
-each time read every task they hold (a claim's biggest cost after the claim itself, and 12 ms
-of each board view for 440 people), so the sum is kept as a counter instead, by triggers on
-the tables it depends on. Triggers, not application code: tasks change hands in the ORM, in
-set-based UPDATEs (batch assignment, the claim statement, absence), in COPY (CSV import, the
-scale seeder) and in tests' raw SQL, and every one of them must move the counter.
+each time read every task they hold (on every claim, growing with what the claimer holds,
+and 12 ms of each board view for 440 people), so the sum is kept as a counter instead, by
+triggers on the tables it depends on. Triggers, not application code: tasks change hands in
+the ORM, in set-based UPDATEs (batch assignment, the claim statement, absence), in COPY (CSV
+import, the scale seeder) and in tests' raw SQL, and every one of them must move the counter.
 
 * ``tasks`` insert / delete / update of status, assignee or type: add the new row's weight
   to its holder, take the old row's from its holder, whenever the row enters, leaves or
