@@ -181,7 +181,9 @@ def reap_abandoned(at: float | None = None) -> None:
     expiry (the job's timeout, at most 30 s, plus 60 s). Once it has lapsed,
     RQ's own cleanup gives the job its next retry (with the back-off) or moves it to
     the failed registry with ``AbandonedJobError``. Workers run this every 10
-    minutes; the admin jobs page runs it on every view, so what it shows is current.
+    minutes; the ``reap-abandoned`` periodic job every minute (so a crashed worker's job is
+    retried about a minute and a half after the crash, not up to ten), and the admin jobs
+    page on every view, so what it shows is current.
     ``at`` (a Unix time) lets a test look past the heartbeat without waiting for it.
     """
     for name in QUEUES:

@@ -43,6 +43,9 @@ PERIODIC: list[Periodic] = [
     Periodic("webhook-retry", "provider_app.integrations.delivery.retry_due", interval=60),
     Periodic("webhook-catch-up", "provider_app.integrations.emit.catch_up", interval=60,
              queue="low"),
+    # Jobs whose worker died mid-run get their retry within a minute of their heartbeat
+    # lapsing (RQ's own workers look only every 10 minutes).
+    Periodic("reap-abandoned", "provider_app.jobs.reap_abandoned", interval=60, queue="high"),
 ]
 
 

@@ -4,7 +4,7 @@ from rq import SimpleWorker
 from sqlalchemy import select
 
 from provider_app.extensions import db as _db
-from provider_app.jobs import enqueue_after_commit, enqueue_now, get_queue
+from provider_app.jobs import enqueue_after_commit, enqueue_now, get_queue, run_job
 from provider_app.models import AuditEvent
 
 
@@ -31,3 +31,12 @@ def test_rolled_back_work_enqueues_nothing(app, db, redis_conn):
     _db.session.rollback()
     _db.session.commit()
     assert get_queue("default").count == 0
+
+
+def test_abandoned_jobs_are_reaped_every_minute(app, db, redis_conn):
+    from provider_app.schedule import PERIODIC
+
+    [entry] = [p for p in PERIODIC if p.name == "reap-abandoned"]
+    assert (entry.func_path, entry.interval, entry.queue) == (
+        "provider_app.jobs.reap_abandoned", 60, "high")
+    assert run_job(entry.func_path) is None  # nothing abandoned: nothing to do
