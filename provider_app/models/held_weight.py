@@ -37,33 +37,30 @@ def _held(row: str) -> str:
 
 _SAME_HOLD = (f"{_held('NEW')} AND {_held('OLD')} AND NEW.assignee_id = OLD.assignee_id "
               "AND NEW.task_type_id = OLD.task_type_id")
-_TYPE_WEIGHT = "(SELECT weight FROM task_types WHERE id = {row}.task_type_id)"
+
+
+def _move(sign: str, row: str) -> str:
+    """Move ``row``'s holder's counter by ``row``'s type weight (``sign``: "+" or "-")."""
+    return (f"UPDATE staff_profiles SET held_weight = held_weight {sign} "
+            f"(SELECT weight FROM task_types WHERE id = {row}.task_type_id) "
+            f"WHERE user_id = {row}.assignee_id")
+
+
 _HOLDS_OF_TYPE = (f"FROM tasks h WHERE h.task_type_id = NEW.id AND h.assignee_id IS NOT NULL "
                   f"AND h.status IN ({HELD_LIST})")
 SUM_HELD = (f"SELECT COALESCE(SUM(tt.weight), 0) FROM tasks h JOIN task_types tt "
             f"ON tt.id = h.task_type_id WHERE h.assignee_id = {{user}} "
             f"AND h.status IN ({HELD_LIST})")
 
+_UPDATE_OF = "UPDATE OF status, assignee_id, task_type_id"
 # name -> (table, event, WHEN condition or None, body using NEW / OLD)
 TRIGGERS: dict[str, tuple[str, str, str | None, str]] = {
-    "tl_held_add_on_insert": (
-        "tasks", "INSERT", _held("NEW"),
-        "UPDATE staff_profiles SET held_weight = held_weight + "
-        f"{_TYPE_WEIGHT.format(row='NEW')} WHERE user_id = NEW.assignee_id"),
-    "tl_held_remove_on_delete": (
-        "tasks", "DELETE", _held("OLD"),
-        "UPDATE staff_profiles SET held_weight = held_weight - "
-        f"{_TYPE_WEIGHT.format(row='OLD')} WHERE user_id = OLD.assignee_id"),
-    "tl_held_remove_on_update": (
-        "tasks", "UPDATE OF status, assignee_id, task_type_id",
-        f"{_held('OLD')} AND NOT ({_SAME_HOLD})",
-        "UPDATE staff_profiles SET held_weight = held_weight - "
-        f"{_TYPE_WEIGHT.format(row='OLD')} WHERE user_id = OLD.assignee_id"),
-    "tl_held_add_on_update": (
-        "tasks", "UPDATE OF status, assignee_id, task_type_id",
-        f"{_held('NEW')} AND NOT ({_SAME_HOLD})",
-        "UPDATE staff_profiles SET held_weight = held_weight + "
-        f"{_TYPE_WEIGHT.format(row='NEW')} WHERE user_id = NEW.assignee_id"),
+    "tl_held_add_on_insert": ("tasks", "INSERT", _held("NEW"), _move("+", "NEW")),
+    "tl_held_remove_on_delete": ("tasks", "DELETE", _held("OLD"), _move("-", "OLD")),
+    "tl_held_remove_on_update": ("tasks", _UPDATE_OF, f"{_held('OLD')} AND NOT ({_SAME_HOLD})",
+                                 _move("-", "OLD")),
+    "tl_held_add_on_update": ("tasks", _UPDATE_OF, f"{_held('NEW')} AND NOT ({_SAME_HOLD})",
+                              _move("+", "NEW")),
     "tl_held_count_new_profile": (
         "staff_profiles", "INSERT", None,
         f"UPDATE staff_profiles SET held_weight = ({SUM_HELD.format(user='NEW.user_id')}) "
@@ -92,17 +89,6 @@ def create_statements(dialect: str) -> list[str]:
             statements.append(f"DROP TRIGGER IF EXISTS {name}")
             statements.append(f"CREATE TRIGGER {name} AFTER {on} ON {table} FOR EACH ROW"
                               f"{condition} BEGIN {body}; END")
-    return statements
-
-
-def drop_statements(dialect: str) -> list[str]:
-    statements = []
-    for name, (table, *_rest) in TRIGGERS.items():
-        if dialect == "postgresql":
-            statements.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
-            statements.append(f"DROP FUNCTION IF EXISTS {name}()")
-        else:
-            statements.append(f"DROP TRIGGER IF EXISTS {name}")
     return statements
 
 
