@@ -19,6 +19,7 @@ from provider_app.errors import json_error
 from provider_app.extensions import csrf, db, limiter
 from provider_app.intake import bulk, documents, idempotency, service
 from provider_app.intake.fields import specs_from
+from provider_app.intake.insert import NewTask
 from provider_app.intake.models import CsvImport
 from provider_app.intake.queries import filter_tasks
 from provider_app.intake.schemas import (
@@ -110,10 +111,11 @@ def create_task():
     payload = _json_body()
     client_id = current_client_id()
 
-    def create() -> Task:
-        data = load_task(payload, service.find_task_type)
-        client = db.session.get(Client, client_id)
-        return service.create_task(client, data, actor=_actor(), source="api")
+    def create(idempotency: tuple[str, str] | None) -> NewTask:
+        lookup = service.TypeLookup(client_id)
+        data = load_task(payload, lookup)
+        return service.take_task(client_id, data, actor=_actor(), source="api",
+                                 idempotency=idempotency, lookup=lookup)
 
     task, created = idempotency.create_once(client_id, key, payload, create)
     response = jsonify(task_json(task))

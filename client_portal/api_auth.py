@@ -47,7 +47,6 @@ def authenticate_api(roles: frozenset[Role]):
             return _error(401, "invalid or revoked API token")
         g.api_client_id = token.client_id
         g.api_token_id = token.id
-        g.api_token = token  # keeps the token's client in the session's identity map
         return None
     if not current_user.is_authenticated:
         return _error(401, "authentication required")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
+from typing import NamedTuple
 
 from flask import current_app, url_for
 from sqlalchemy import Select, bindparam, func, select, update
-from sqlalchemy.orm import joinedload
 
 from sla.models import OutboxEmail
 
@@ -213,26 +213,32 @@ def issue_token(
 @cache
 def _live_token_by_hash() -> Select:
     # Built once: every API request runs it (see sla.clock._terms_statement).
-    return (
-        select(ApiToken).options(joinedload(ApiToken.client))
-        .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
-    )
+    return select(ApiToken.id, ApiToken.client_id, ApiToken.last_used_at).where(
+        ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
 
 
-def token_client(plain: str) -> ApiToken | None:
+class LiveToken(NamedTuple):
+    id: int
+    client_id: int
+    last_used_at: datetime | None
+
+
+def token_client(plain: str) -> LiveToken | None:
     """The live token matching ``plain`` (its last-used time refreshed), or None.
 
-    The token's client comes in the same query: every API call needs it.
+    Plain columns, no ORM object: every API call runs this before anything else.
     """
-    token = db.session.scalar(_live_token_by_hash(), {"token_hash": _digest(plain)})
+    row = db.session.connection().execute(  # Core: no ORM layer
+        _live_token_by_hash(), {"token_hash": _digest(plain)}).first()
+    if row is None:
+        return None
     now = utcnow()
-    if token is not None and (
-        token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION
-    ):
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         # At most one write a minute per token: concurrent API calls would otherwise
         # queue on this row's lock on every request.
-        token.last_used_at = now
-    return token
+        db.session.execute(update(ApiToken).where(ApiToken.id == row.id)
+                           .values(last_used_at=now))
+    return LiveToken(*row)
 
 
 def revoke_token(token: ApiToken, *, actor: User | None = None) -> None:

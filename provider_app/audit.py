@@ -19,13 +19,18 @@ class AuditImmutableError(RuntimeError):
     """Raised when code tries to change or delete an audit event."""
 
 
-def _request_ip() -> str | None:
+def request_ip() -> str | None:
+    """The caller's address for audit rows (None outside a request)."""
     if not has_request_context():
         return None
     return request.remote_addr
 
 
-def _current_actor_id() -> int | None:
+def actor_id_of(actor: User | None) -> int | None:
+    """The audited actor: ``actor`` when given, else the signed-in user (None for API
+    tokens and jobs)."""
+    if actor is not None:
+        return actor.id
     if not has_request_context():
         return None
     user = current_user
@@ -52,13 +57,13 @@ def record(
         object_type=object_type,
         object_id=object_id,
         client_id=client_id,
-        actor_id=actor.id if actor is not None else _current_actor_id(),
+        actor_id=actor_id_of(actor),
         from_status=from_status,
         to_status=to_status,
         reason=reason,
         before=before,
         after=after,
-        ip=_request_ip(),
+        ip=request_ip(),
         at=at or utcnow(),
     )
     db.session.add(event_row)

@@ -6,6 +6,8 @@ back when it fails, so a failed request leaves nothing half-written.
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask, Response
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -33,6 +35,14 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN")
+
+
+def compact_sql(sql: str) -> str:
+    """One space for each run of whitespace, none around parentheses: psycopg caches the
+    parsing of a statement only up to 4 KB (and 50 parameters), and re-parsing a long one
+    on every execution costs more than running it."""
+    sql = re.sub(r"\s+", " ", sql)
+    return re.sub(r"\s*([()])\s*", r"\1", sql).strip()
 
 
 def is_sqlite() -> bool:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+import time
+
+from flask import Flask, jsonify, make_response, render_template, request
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
-from .extensions import db
+from .extensions import db, limiter
 from .lifecycle import TransitionError
 
 
@@ -33,6 +36,16 @@ def init_app(app: Flask) -> None:
         if wants_json():
             return json_error(exc.code or 500, exc.description or exc.name)
         return render_template("error.html", error=exc), exc.code
+
+    @app.errorhandler(RateLimitExceeded)
+    def _rate_limited(exc: RateLimitExceeded):
+        """429 with ``Retry-After`` (seconds to the end of the window). Only refusals read
+        the window: success headers would cost two Redis round trips on every API call."""
+        response = make_response(_http(exc))
+        limit = limiter.current_limit
+        if limit is not None:
+            response.headers["Retry-After"] = str(max(1, int(limit.reset_at - time.time())))
+        return response
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):

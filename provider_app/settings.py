@@ -90,7 +90,9 @@ def from_environment(instance_path: Path) -> dict:
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI")
         or env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # No X-RateLimit-* headers on every response (two Redis reads each); a 429 still
+        # says when to retry (Retry-After, errors.py).
+        "RATELIMIT_HEADERS_ENABLED": False,
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
         "TOKEN_RATE_LIMIT": env.get("TOKEN_RATE_LIMIT", "600 per minute"),
         # argon2 cost; tests lower it (the browser-test stack through the environment;

@@ -24,12 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.orm import aliased, lazyload
 
 from provider_app.extensions import db
-from provider_app.models import CalendarVersion, Client, Contract, SlaTarget, Task
+from provider_app.models import CalendarVersion, Client, Contract, SlaTarget, Task, TaskType
 from provider_app.vocab import CLOSED_STATUSES, Priority, SlaState, Status
 
 from .calendar import BusinessCalendar
@@ -94,17 +95,24 @@ class ClockTerms:
     calendar: BusinessCalendar
 
 
-@cache
-def _terms_statement() -> Select:
-    """Built once (with bind parameters): constructing a statement costs more CPU than
-    running this one."""
+def _terms_select(task_type_id: Any, *leading: Any) -> Select:
+    """The clock terms of client ``:client_id`` on ``:on`` for a task type (a bind
+    parameter, or a column of ``leading``): one row, with the target of every priority."""
     client_id, on = bindparam("client_id"), bindparam("on")
     contract_id = in_force(aliased(Contract), client_id, on).scalar_subquery()
     version_id = effective_version(aliased(CalendarVersion), client_id, on).scalar_subquery()
+    targets = (
+        select(SlaTarget.target_hours)
+        .where(SlaTarget.contract_id == Contract.id, SlaTarget.task_type_id == task_type_id,
+               SlaTarget.priority == priority.value)
+        .scalar_subquery().label(f"target_{priority.value}")
+        for priority in Priority
+    )
     return (
         select(
+            *leading,
             Client.timezone.label("client_timezone"), Contract.id.label("contract_id"),
-            Contract.calendar_hours, Contract.at_risk_pct, SlaTarget.target_hours,
+            Contract.calendar_hours, Contract.at_risk_pct, *targets,
             CalendarVersion.id.label("version_id"), CalendarVersion.timezone,
             CalendarVersion.hours, CalendarVersion.holiday_country,
             CalendarVersion.holiday_subdiv, CalendarVersion.closures,
@@ -112,11 +120,42 @@ def _terms_statement() -> Select:
         )
         .select_from(Client)
         .outerjoin(Contract, Contract.id == contract_id)
-        .outerjoin(SlaTarget, and_(SlaTarget.contract_id == Contract.id,
-                                   SlaTarget.task_type_id == bindparam("task_type_id"),
-                                   SlaTarget.priority == bindparam("priority")))
         .outerjoin(CalendarVersion, CalendarVersion.id == version_id)
         .where(Client.id == client_id)
+    )
+
+
+@cache
+def _terms_statement() -> Select:
+    """Built once (with bind parameters): constructing a statement costs more CPU than
+    running this one."""
+    return _terms_select(bindparam("task_type_id"))
+
+
+@cache
+def type_and_terms_statement() -> Select:
+    """An active task type by code (``:code``) and the clock terms for it (see
+    ``clock_terms``): intake needs both for every task, so they come in one query."""
+    return (
+        _terms_select(TaskType.id, TaskType)
+        .join(TaskType, and_(TaskType.code == bindparam("code"), TaskType.active.is_(True)))
+        .options(lazyload(TaskType.skills))
+    )
+
+
+def terms_from_row(row: Any, priority: Priority | str) -> ClockTerms:
+    """The terms for one priority from a row of ``_terms_select``."""
+    if row.calendar_hours:
+        calendar = BusinessCalendar.always(row.client_timezone)
+    elif row.version_id is None:
+        calendar = BusinessCalendar(row.client_timezone)
+    else:
+        calendar = calendar_from_version(row)  # the row carries the version's columns
+    target = getattr(row, f"target_{Priority(priority).value}")
+    return ClockTerms(
+        target_hours=target if target is not None else DEFAULT_TARGET_HOURS,
+        at_risk_pct=row.at_risk_pct if row.contract_id is not None else DEFAULT_AT_RISK_PCT,
+        calendar=calendar,
     )
 
 
@@ -124,40 +163,43 @@ def clock_terms(
     client_id: int, task_type_id: int, priority: Priority | str, on: date
 ) -> ClockTerms:
     """The contract in force on ``on``, its target for this type and priority, and the
-    calendar version effective that day, in one query: intake runs this for every task.
+    calendar version effective that day, in one query.
 
     Same rules as ``active_contract`` and ``calendar_for`` (``in_force``,
     ``effective_version``); a missing target is ``DEFAULT_TARGET_HOURS``.
     """
-    row = db.session.execute(_terms_statement(), {
-        "client_id": client_id, "on": on, "task_type_id": task_type_id,
-        "priority": Priority(priority).value,
-    }).one()
-    if row.calendar_hours:
-        calendar = BusinessCalendar.always(row.client_timezone)
-    elif row.version_id is None:
-        calendar = BusinessCalendar(row.client_timezone)
-    else:
-        calendar = calendar_from_version(row)  # the row carries the version's columns
-    return ClockTerms(
-        target_hours=row.target_hours if row.target_hours is not None else DEFAULT_TARGET_HOURS,
-        at_risk_pct=row.at_risk_pct if row.contract_id is not None else DEFAULT_AT_RISK_PCT,
-        calendar=calendar,
-    )
+    row = db.session.connection().execute(_terms_statement(), {  # Core: no ORM layer
+        "client_id": client_id, "on": on, "task_type_id": task_type_id}).one()
+    return terms_from_row(row, priority)
+
+
+def clock_columns(
+    client_id: int, task_type_id: int, priority: Priority | str, received_at: datetime,
+    *, terms: ClockTerms | None = None,
+) -> dict[str, Any]:
+    """A new task's SLA columns (target, at-risk, due and breach instants, state) from its
+    client's contract (``terms`` when the caller already read them for this task):
+    intake writes them straight into the task's INSERT."""
+    if terms is None:
+        terms = clock_terms(client_id, task_type_id, priority, received_at.date())
+    calendar, target = terms.calendar, terms.target_hours
+    due_at = calendar.add_business_hours(received_at, target)
+    return {
+        "sla_target_hours": target,
+        "at_risk_at": calendar.add_business_hours(received_at, target * terms.at_risk_pct / 100),
+        "due_at": due_at,
+        "breach_at": calendar.add_business_hours(due_at, ONE_MICROSECOND),
+        "sla_state": SlaState.ON_TRACK,
+        "sla_paused_since": None,
+    }
 
 
 def start_clock(task: Task) -> None:
     """Set the task's target, at-risk, due and breach instants from its client's contract."""
-    terms = clock_terms(task.client_id, task.task_type_id, task.priority, task.received_at.date())
-    calendar, target = terms.calendar, terms.target_hours
-    task.sla_target_hours = target
-    task.at_risk_at = calendar.add_business_hours(
-        task.received_at, target * terms.at_risk_pct / 100
-    )
-    task.due_at = calendar.add_business_hours(task.received_at, target)
-    task.breach_at = calendar.add_business_hours(task.due_at, ONE_MICROSECOND)
-    task.sla_state = SlaState.ON_TRACK
-    task.sla_paused_since = None
+    for name, value in clock_columns(
+        task.client_id, task.task_type_id, task.priority, task.received_at
+    ).items():
+        setattr(task, name, value)
 
 
 def on_status_change(task: Task, from_status: Status, to_status: Status, at: datetime) -> None:

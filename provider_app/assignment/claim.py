@@ -28,12 +28,11 @@ the next :data:`PREFERENCE_WINDOW` tasks they may take, else simply the next one
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from functools import cache
 
 import psycopg
-from flask import current_app, has_request_context, request
+from flask import current_app
 from sqlalchemy import (
     Date,
     Dialect,
@@ -47,7 +46,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
-from ..database import is_sqlite
+from ..audit import request_ip
+from ..database import compact_sql, is_sqlite
 from ..db_types import UTCDateTime, utcnow
 from ..extensions import db
 from ..lifecycle import can_transition
@@ -118,13 +118,6 @@ def _picks(rules: str, lock: str) -> tuple[str, str]:
             _PICK_ANY.format(rules=rules, limit=1) + lock)
 
 
-def _compact(sql: str) -> str:
-    """One space for each run of whitespace: psycopg caches the conversion of statements up
-    to 4 KB only, and re-parsing this one on every claim cost more than running it."""
-    sql = re.sub(r"\s+", " ", sql)
-    return re.sub(r"\s*([()])\s*", r"\1", sql).strip()
-
-
 @cache
 def _statements(dialect: str) -> dict[str, TextClause]:
     """The claim statements of a dialect, built and compiled once per process."""
@@ -153,8 +146,8 @@ def _statements(dialect: str) -> dict[str, TextClause]:
                   FROM claimed c WHERE {_RELAXED})
             SELECT id FROM claimed"""  # noqa: S608
         # Untyped binds: psycopg adapts datetimes and dates itself, and the casts SQLAlchemy
-        # would add to typed ones lengthen the statement past psycopg's cache (see _compact).
-        return {"claim": text(_compact(claim))}
+        # would add to typed ones lengthen the statement past psycopg's cache (see compact_sql).
+        return {"claim": text(compact_sql(claim))}
     # SQLite: typed binds, so datetimes become the text format the columns are stored in.
     binds = (bindparam("now", type_=UTCDateTime), bindparam("soon", type_=UTCDateTime),
              bindparam("today", type_=Date))
@@ -202,7 +195,7 @@ def _params(staff_id: int, now: datetime) -> dict:
 
 def _claim_params(staff_id: int, now: datetime) -> dict:
     return _params(staff_id, now) | {
-        "after": json.dumps({"assignee_id": staff_id}), "ip": _request_ip(),
+        "after": json.dumps({"assignee_id": staff_id}), "ip": request_ip(),
         "relaxed_after": json.dumps({"assignee_id": staff_id, "rule": "optional_skills"}),
         "reason": REASON, "relaxed_reason": RELAXED_REASON}
 
@@ -308,7 +301,7 @@ def _claim_sqlite(staff_id: int) -> int | None:
 
 def _common(row: Row, staff_id: int, now: datetime) -> dict:
     return {"at": now, "actor_id": staff_id, "client_id": row.client_id, "object_type": "task",
-            "object_id": row.id, "before": None, "ip": _request_ip()}
+            "object_id": row.id, "before": None, "ip": request_ip()}
 
 
 def _audit(row: Row, staff_id: int, now: datetime) -> None:
@@ -324,7 +317,3 @@ def _audit_relaxed(row: Row, staff_id: int, now: datetime) -> None:
         "action": "assignment.relaxed", "from_status": None, "to_status": None,
         "reason": RELAXED_REASON,
         "after": {"assignee_id": staff_id, "rule": "optional_skills"}}])
-
-
-def _request_ip() -> str | None:
-    return request.remote_addr if has_request_context() else None

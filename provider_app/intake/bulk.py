@@ -36,7 +36,7 @@ from flask import Response, abort, current_app, send_file
 from sqlalchemy import JSON, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from sla.clock import start_clock
+from sla.clock import clock_columns
 
 from ..assignment.batch import request_run
 from ..audit import record
@@ -49,17 +49,16 @@ from ..models.tasks import priority_order
 from ..vocab import SlaState, Status
 from .documents import display_name
 from .fields import ENVELOPE_SPECS, RowValidator, clean_all, specs_from
-from .models import CsvImport
-from .schemas import IntakeInvalid, iso
-from .service import (
+from .insert import (
     DUPLICATE_FIELDS,
     DUPLICATE_WINDOW,
     OPEN_STATUS_VALUES,
-    active_task_types,
-    current_sop_ids,
     duplicate_key,
-    find_task_type,
+    with_defaults,
 )
+from .models import CsvImport
+from .schemas import IntakeInvalid, iso
+from .service import active_task_types, current_sop_ids, find_task_type
 
 JOB_KIND = "csv_import"
 VALIDATE_JOB = "provider_app.intake.bulk.validate_import"
@@ -466,7 +465,7 @@ def _import(imp: CsvImport, job: JobProgress) -> str:
 class _DuplicateIndex:
     """Open tasks of the client received within the window, by duplicate key.
 
-    Loaded once per job with the same filter ``service.find_duplicate`` uses, then
+    Loaded once per job with the filter of ``insert.duplicate_query``, then
     kept up to date as rows are inserted, so rows repeated inside the file are
     flagged too.
     """
@@ -505,32 +504,23 @@ class _DuplicateIndex:
 
 
 class _SlaClock:
-    """SLA columns per (task type, priority), computed by ``sla.clock.start_clock``.
+    """SLA columns per (task type, priority), from ``sla.clock.clock_columns``.
 
     Every row of a lot is received at the same instant, so the due time depends
-    only on the type and priority; each pair is computed once on a scratch task.
+    only on the type and priority; each pair is computed once.
     """
 
-    def __init__(self, client: Client, received_at: datetime):
-        self.client = client
+    def __init__(self, client_id: int, received_at: datetime):
+        self.client_id = client_id
         self.received_at = received_at
         self.cache: dict[tuple[int, str], dict[str, Any]] = {}
 
     def columns(self, task_type_id: int, priority: str) -> dict[str, Any]:
         key = (task_type_id, priority)
         if key not in self.cache:
-            scratch = Task(client_id=self.client.id, task_type_id=task_type_id,
-                           priority=priority, received_at=self.received_at)
-            scratch.client = self.client
-            before = {c.key: getattr(scratch, c.key) for c in Task.__table__.columns}
-            start_clock(scratch)
-            self.cache[key] = {
-                c.key: getattr(scratch, c.key) for c in Task.__table__.columns
-                if getattr(scratch, c.key) is not before[c.key]
-                and c.key not in ("client_id", "task_type_id", "priority", "received_at")
-            }
-            if scratch in db.session:
-                db.session.expunge(scratch)
+            columns = clock_columns(self.client_id, task_type_id, priority, self.received_at)
+            self.cache[key] = {name: getattr(value, "value", value)  # enum members as text
+                               for name, value in columns.items()}
         return self.cache[key]
 
 
@@ -555,7 +545,6 @@ def _batches(rows: Iterator[list], size: int) -> Iterator[list[list]]:
 def _import_rows(imp: CsvImport, job: JobProgress) -> str:
     assert can_transition(Status.RECEIVED, Status.QUEUED)  # what the audit rows record
     received_at = imp.accepted_at or utcnow()
-    client = db.session.get(Client, imp.client_id)
     if imp.lot_id is None:
         lot = Lot(client_id=imp.client_id, task_type_id=imp.task_type_id, source="csv",
                   file_name=imp.file_name, file_hash=imp.file_hash,
@@ -574,7 +563,7 @@ def _import_rows(imp: CsvImport, job: JobProgress) -> str:
     type_ids = list(db.session.scalars(select(TaskType.id).where(TaskType.active.is_(True))))
     sop_ids = current_sop_ids(type_ids)
     duplicates = _DuplicateIndex(imp.client_id, type_ids, received_at)
-    clock = _SlaClock(client, received_at)
+    clock = _SlaClock(imp.client_id, received_at)
     actor_id = imp.accepted_by_id or imp.created_by_id
     batch_context = _BatchContext(imp.client_id, lot.id, lot.public_id, imp.created_by_id,
                                   received_at, actor_id, sop_ids, duplicates, clock)
@@ -667,19 +656,6 @@ def _insert_batch(batch: list[list], ctx: _BatchContext) -> int:
     return flagged
 
 
-def _with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Fill the model's Python-side column defaults the rows leave out (COPY sees no
-    Python defaults, and every row must carry the same columns)."""
-    missing: dict[str, Any] = {}
-    for column in table.columns:
-        if column.key in rows[0] or column.primary_key or column.default is None:
-            continue
-        default = column.default
-        value = default.arg if default.is_scalar else default.arg(None)
-        missing[column.key] = getattr(value, "value", value)  # enum members as plain text
-    return [{**missing, **row} for row in rows] if missing else rows
-
-
 def _json_positions(table: Table, columns: list[str]) -> list[int]:
     """Where the JSON columns are in a COPY row: only those need converting (dumps); the
     other values are plain text, numbers, datetimes or None, which COPY takes as they are.
@@ -695,7 +671,7 @@ def _insert_rows(table: Table, rows: list[dict[str, Any]], *, returning_ids: boo
     times faster than a multi-row INSERT whose parameters the driver must parse;
     elsewhere an executemany INSERT.
     """
-    rows = _with_defaults(table, rows)
+    rows = with_defaults(table, rows)
     connection = db.session.connection()
     if connection.dialect.name != "postgresql":
         stmt = insert(table)

@@ -1,7 +1,8 @@
 """Idempotent task creation for the API: a retried POST never creates a second task.
 
 A client sends ``Idempotency-Key``; the first successful request stores the key
-with a hash of its canonical JSON body and the task it created. The same key
+with a hash of its canonical JSON body and the task it created (in the task's own INSERT
+statement, see ``insert``). The same key
 with the same body replays that task (200); with another body it is refused
 (409). Keys are unique per client in the database, so a repeat, or two
 concurrent requests with one key, cannot both create: the later insert fails,
@@ -15,7 +16,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +28,7 @@ from ..models import IdempotencyKey, Task
 from .schemas import IntakeInvalid
 
 KEEP_FOR = timedelta(hours=48)
+T = TypeVar("T")
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
@@ -72,31 +74,27 @@ def _replay(client_id: int, key: str, digest: str) -> Task | None:
 
 
 def create_once(
-    client_id: int, key: str | None, payload: Any, create: Callable[[], Task]
-) -> tuple[Task, bool]:
-    """Run ``create`` unless ``key`` was seen: returns (task, created).
+    client_id: int, key: str | None, payload: Any,
+    create: Callable[[tuple[str, str] | None], T],
+) -> tuple[T | Task, bool]:
+    """Run ``create`` unless ``key`` was seen: returns (the new or earlier task, created).
 
-    The first use of a key costs no extra read: the key row is inserted with the
-    task and the unique constraint catches a repeat, whose work is rolled back
-    before the earlier task is replayed (200) or the reuse refused (409). A body
-    that fails validation is checked against the key too, so reusing a key with a
-    different, invalid body is still a 409.
+    ``create`` gets ``(key, body hash)`` to write with its task (None without a key). The
+    first use of a key costs no extra read: the unique constraint catches a repeat, whose
+    work is rolled back before the earlier task is replayed (200) or the reuse refused
+    (409). A body that fails validation is checked against the key too, so reusing a key
+    with a different, invalid body is still a 409.
     """
     if key is None:
-        return create(), True
+        return create(None), True
     digest = body_hash(payload)
     try:
-        task = create()
+        return create((key, digest)), True
     except IntakeInvalid:
         existing = _replay(client_id, key, digest)
         if existing is not None:
             return existing, False
         raise
-    db.session.add(
-        IdempotencyKey(client_id=client_id, key=key, request_hash=digest, task_id=task.id)
-    )
-    try:
-        db.session.flush()
     except IntegrityError:
         # The key is known (a retry, or a concurrent request that committed first).
         db.session.rollback()
@@ -104,7 +102,6 @@ def create_once(
         if existing is None:
             raise
         return existing, False
-    return task, True
 
 
 def purge_expired_keys() -> int:

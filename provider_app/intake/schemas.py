@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, ValidationError, validate, validates_schema
 from marshmallow import fields as ma
@@ -29,6 +29,9 @@ from .fields import (
     marshmallow_schema,
     specs_from,
 )
+
+if TYPE_CHECKING:  # the write module imports this one
+    from .insert import NewTask
 
 ErrorMap = dict[str, list[str]]
 
@@ -197,7 +200,8 @@ class TaskSchema(Schema):
 TASK_SCHEMA = TaskSchema()
 
 
-def task_json(task: Task) -> dict:
+def task_json(task: Task | NewTask) -> dict:
+    """A task as the API returns it; a just-written ``insert.NewTask`` has the same shape."""
     return TASK_SCHEMA.dump(task)
 
 

@@ -11,7 +11,8 @@ the new rows that matter; just before the transaction commits we
 so both happen in the same transaction as their cause, or not at all. A failure in either
 is logged and contained in a savepoint: it never makes the cause itself fail (the periodic
 catch-up emits missed events later). Audit rows inserted with set-based SQL are invisible
-here; ``emit.catch_up`` covers them.
+here unless their writer reports them (``note_written``, as intake does for every new task);
+``emit.catch_up`` covers the rest.
 
 Most clients have neither rules nor endpoints, and this runs on every intake request: one
 query first asks which of the clients involved have any (``_interested``), and nothing else
@@ -20,8 +21,11 @@ is loaded for the others.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import cache
+
 from flask import current_app, has_app_context
-from sqlalchemy import event, literal, select, union_all
+from sqlalchemy import Select, bindparam, event, exists, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from ..audit import record
@@ -38,12 +42,49 @@ MAX_ROUNDS = 3
 @event.listens_for(Session, "after_flush")
 def _collect(session: Session, flush_context) -> None:
     for obj in session.new:
-        if not isinstance(obj, AuditEvent) or obj.client_id is None:
-            continue
-        if obj.action == "task.create" and obj.object_id is not None:
-            session.info.setdefault(TASKS_KEY, []).append((obj.object_id, obj.client_id))
-        if emit.event_for(obj.action, obj.from_status, obj.to_status):
-            session.info.setdefault(EVENTS_KEY, []).append((obj.id, obj.client_id))
+        if isinstance(obj, AuditEvent):
+            _note(session, obj.id, obj.action, obj.object_id, obj.client_id, obj.from_status,
+                  obj.to_status)
+
+
+def note_written(rows: Iterable[tuple[int, str, int | None, int | None, str | None,
+                                      str | None]],
+                 *, interest: tuple[bool, bool] | None = None) -> None:
+    """Audit rows a service wrote with SQL instead of the ORM (id, action, object id,
+    client id, from, to), for the commit hooks to treat as if the ORM had flushed them.
+
+    ``interest``: the client's (has rules, has endpoints) when the writer already read
+    them (``interest_query``); rows nobody is interested in are then not noted at all, so
+    the commit asks nothing.
+    """
+    session = db.session()
+    with_rules, with_endpoints = interest if interest is not None else (True, True)
+    for audit_id, action, object_id, client_id, from_status, to_status in rows:
+        _note(session, audit_id, action, object_id, client_id, from_status, to_status,
+              tasks=with_rules, events=with_endpoints)
+
+
+@cache
+def interest_query() -> Select:
+    """Whether the client ``:client_id`` has an enabled rule, and an enabled endpoint."""
+    client_id = bindparam("client_id", None)  # not required: intake compiles it to text
+    return select(
+        exists().where(AutomationRule.client_id == client_id,
+                       AutomationRule.enabled.is_(True)).label("with_rules"),
+        exists().where(WebhookEndpoint.client_id == client_id,
+                       WebhookEndpoint.enabled.is_(True)).label("with_endpoints"),
+    )
+
+
+def _note(session: Session, audit_id: int, action: str, object_id: int | None,
+          client_id: int | None, from_status: str | None, to_status: str | None,
+          *, tasks: bool = True, events: bool = True) -> None:
+    if client_id is None:
+        return
+    if tasks and action == "task.create" and object_id is not None:
+        session.info.setdefault(TASKS_KEY, []).append((object_id, client_id))
+    if events and emit.event_for(action, from_status, to_status):
+        session.info.setdefault(EVENTS_KEY, []).append((audit_id, client_id))
 
 
 @event.listens_for(Session, "before_commit")

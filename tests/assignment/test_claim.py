@@ -168,7 +168,7 @@ def test_claim_query_count_is_constant(db, count_queries):
 
 def test_claim_statement_fits_psycopg_statement_cache():
     """psycopg re-parses statements longer than 4,096 characters on every execution, which
-    cost more than the claim itself; keep the claim below that (see claim._compact)."""
+    cost more than the claim itself; keep the claim below that (see database.compact_sql)."""
     from sqlalchemy.dialects import postgresql
 
     from provider_app.assignment.claim import _statements

@@ -63,9 +63,10 @@ def test_two_concurrent_posts_with_one_key_create_one_task(app):
             from provider_app.intake import service
             from provider_app.intake.schemas import load_task
 
-            def create():
+            def create(keyed):
                 data = load_task(payload, service.find_task_type)
-                return service.create_task(world.a, data, actor=None, source="api")
+                return service.take_task(client_id, data, actor=None, source="api",
+                                         idempotency=keyed)
 
             winner, created = idempotency.create_once(client_id, "race-key", payload, create)
             assert created  # flushed, not committed: the key row is locked by this transaction

@@ -11,7 +11,7 @@ from provider_app.models import AuditEvent
 from provider_app.vocab import Role
 from tests.conftest import AppClient
 from tests.conftest import test_config as base_test_config
-from tests.factories import gen_user
+from tests.factories import gen_client, gen_token, gen_user
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def limited_app(app, db):
     config = base_test_config(app.config["SQLALCHEMY_DATABASE_URI"], tempfile.mkdtemp())
     config.update(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="memory://",
                   LOGIN_RATE_LIMIT="3 per minute", MFA_RATE_LIMIT="2 per minute",
-                  PASSWORD_RESET_RATE_LIMIT="2 per minute")
+                  PASSWORD_RESET_RATE_LIMIT="2 per minute", TOKEN_RATE_LIMIT="2 per minute")
     limited = create_app(config)
     limited.test_client_class = AppClient
     limiter.reset()
@@ -63,3 +63,17 @@ def test_reset_requests_are_rate_limited(limited_app, redis_conn):
     statuses = [client.post("/password/forgot", data={"email": "a@b.test"}).status_code
                 for _ in range(3)]
     assert statuses == [302, 302, 429]
+
+
+def test_api_token_over_its_limit_is_told_when_to_retry(limited_app, db, redis_conn):
+    """429 with Retry-After (seconds, within the minute's window); successful calls carry
+    no rate-limit headers (reading the window would cost two Redis round trips each)."""
+    token = gen_token(gen_client())
+    db.session.commit()
+    client = limited_app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    first, second, third = (client.get("/api/v1/tasks", headers=headers) for _ in range(3))
+    assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429)
+    assert "X-RateLimit-Remaining" not in first.headers
+    assert third.json == {"error": "2 per 1 minute"}
+    assert 1 <= int(third.headers["Retry-After"]) <= 60
