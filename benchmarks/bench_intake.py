@@ -11,9 +11,11 @@ schema, seeds the catalogue, a client with a contract and an API token, then ser
   clock, duplicate check, audit, queued transition, enqueue of the assignment job), and
 * the floor (``benchmarks/bare_insert_app.py``: one INSERT into the same ``tasks`` table),
 
-one after the other with the same gunicorn settings (sync workers), and drives each with
+side by side with the same gunicorn settings (sync workers), and drives each in turn with
 the same closed-loop load: ``--clients`` threads, each sending one request at a time on
-its own loopback connection, for ``--seconds`` after a warm-up. Every intake request
+its own loopback connection, for ``--seconds`` in all, split into ``--rounds`` alternating
+rounds (a shared machine's speed drifts over a minute; alternating puts the drift on both
+sides of the ratio). Every intake request
 carries a fresh ``Idempotency-Key`` and reference, as a real integration would.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import statistics
@@ -147,7 +150,7 @@ def load(port: int, path: str, headers: dict, make_body, seconds: float, clients
                              headers={"Content-Type": "application/json", **headers, **extra})
                 response = conn.getresponse()
                 response.read()
-                ok = response.status in (200, 201)
+                ok = response.status == 201  # a 200 would be a replayed key: not new work
             except OSError:
                 ok = False
             finally:
@@ -166,16 +169,22 @@ def load(port: int, path: str, headers: dict, make_body, seconds: float, clients
     for thread in threads:
         thread.join()
     cpu_after = cpu_seconds()
-    done = [x for per in latencies for x in per]
-    done.sort()
+    return {"latencies": [x for per in latencies for x in per], "errors": sum(errors),
+            "seconds": seconds, "cpu": cpu_used(cpu_before, cpu_after)}
+
+
+def summary(rounds: list[dict]) -> dict:
+    """One target's rounds together: throughput, latency percentiles, CPU per request."""
+    done = sorted(x for r in rounds for x in r["latencies"])
+    seconds = sum(r["seconds"] for r in rounds)
+    cpu = {name: sum(r["cpu"][name] for r in rounds) for name in rounds[0]["cpu"]}
     return {
         "rps": len(done) / seconds,
         "ok": len(done),
-        "errors": sum(errors),
+        "errors": sum(r["errors"] for r in rounds),
         "p50_ms": 1000 * statistics.median(done) if done else float("nan"),
         "p95_ms": 1000 * done[int(0.95 * (len(done) - 1))] if done else float("nan"),
-        "cpu_ms": {name: 1000 * seconds / max(len(done), 1)
-                   for name, seconds in cpu_used(cpu_before, cpu_after).items()},
+        "cpu_ms": {name: 1000 * used / max(len(done), 1) for name, used in cpu.items()},
     }
 
 
@@ -185,6 +194,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="alternating rounds per target (--seconds is split among them)")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
@@ -196,40 +207,48 @@ def main() -> None:
            "BENCH_TASK_TYPE_ID": str(seeded["task_type_id"])}
     run = uuid.uuid4().hex[:6]
 
+    sent = itertools.count()  # one sequence over every round: no key or reference repeats
+
     def intake_body(i: int, n: int):
-        ref = f"B{run}-{i}-{n}"
+        ref = f"B{run}-{i}-{next(sent)}"
         body = {"task_type": "DATA", "priority": "normal", "external_ref": ref, "state": "NY",
                 "fields": {"description": f"Key batch {ref}"}}
         return body, {"Idempotency-Key": ref}
 
     def bare_body(i: int, n: int):
-        ref = f"F{run}-{i}-{n}"
+        ref = f"F{run}-{i}-{next(sent)}"
         return {"external_ref": ref, "fields": {"description": f"Key batch {ref}"}}, {}
 
-    results = {}
+    targets = (
+        ("bare insert (floor)", "benchmarks.bare_insert_app:app", 8791, "/bare", {}, bare_body),
+        ("POST /api/v1/tasks", "wsgi:app", 8792, "/api/v1/tasks",
+         {"Authorization": f"Bearer {seeded['token']}"}, intake_body),
+    )
+    rounds: dict[str, list[dict]] = {name: [] for name, *_ in targets}
+    servers = []
     try:
-        for name, target, port, path, headers, body in (
-            ("bare insert (floor)", "benchmarks.bare_insert_app:app", 8791, "/bare", {},
-             bare_body),
-            ("POST /api/v1/tasks", "wsgi:app", 8792, "/api/v1/tasks",
-             {"Authorization": f"Bearer {seeded['token']}"}, intake_body),
-        ):
-            proc = start(target, port, env, args.workers)
-            try:
-                results[name] = load(port, path, headers, body, args.seconds, args.clients,
-                                     args.warmup)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
+        for _name, target, port, *_rest in targets:
+            servers.append(start(target, port, env, args.workers))
+        # Alternate short rounds: a shared machine's speed drifts over a minute, and the
+        # ratio must compare the two under the same conditions.
+        for index in range(args.rounds):
+            for name, _target, port, path, headers, body in targets:
+                rounds[name].append(load(port, path, headers, body, args.seconds / args.rounds,
+                                         args.clients, args.warmup if index == 0 else 0.5))
     finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(timeout=30)
         if not args.keep_db:
             drop_database()
         from redis import Redis
 
         Redis.from_url(REDIS).flushdb()
+    results = {name: summary(r) for name, r in rounds.items()}
 
     print(f"gunicorn {args.workers} sync workers, {args.clients} client threads, "
-          f"{args.seconds:g} s after {args.warmup:g} s warm-up, PostgreSQL + Redis on loopback, "
+          f"{args.seconds:g} s each in {args.rounds} alternating rounds after {args.warmup:g} s "
+          "warm-up, PostgreSQL + Redis on loopback, "
           f"{os.cpu_count()} CPUs shared by server, database and load generator")
     for name, r in results.items():
         print(f"{name:22} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "

@@ -76,9 +76,9 @@ class Task(db.Model):
         Index("ix_tasks_open_queue", "priority_order", "due_at", "id",
               postgresql_where=text(f"status IN ({_OPEN_LIST})"),
               sqlite_where=text(f"status IN ({_OPEN_LIST})")),
-        # Intake's duplicate check by the client's own reference (intake/service.py):
-        # without it the check read every open task of the client on each new task.
-        Index("ix_tasks_client_external_ref", "client_id", "external_ref",
+        # Intake's duplicate check by the client's own reference (intake/insert.py): the
+        # earliest match in the window in one probe (migration 0005 says why the order).
+        Index("ix_tasks_client_external_ref", "client_id", "external_ref", "received_at", "id",
               postgresql_where=text("external_ref IS NOT NULL"),
               sqlite_where=text("external_ref IS NOT NULL")),
         # SLA reports: a client's tasks completed in a period (percentiles, rework, drill-down).
