@@ -1,8 +1,10 @@
-"""The task state machine: the only code that changes ``Task.status``.
+"""The task state machine: the only code that changes an existing task's status.
 
 Every transition is checked against the table below, flushed in the caller's
 transaction and audited (actor, client, object, from, to, reason, time, IP).
 The request or job boundary commits, so a failure leaves nothing half-done.
+New tasks are inserted already ``queued`` by intake (``intake.insert``, and set-wise by
+``intake.bulk``), which audit the ``received -> queued`` move the same way.
 """
 
 from __future__ import annotations
@@ -51,34 +53,6 @@ class TransitionError(ValueError):
 
 def can_transition(from_status: Status | str, to_status: Status | str) -> bool:
     return Status(to_status) in TRANSITIONS[Status(from_status)]
-
-
-def admit(
-    task: Task,
-    to_status: Status | str,
-    *,
-    actor: User | None = None,
-    reason: str | None = None,
-    at: datetime,
-    created: dict | None = None,
-) -> Task:
-    """A new task enters the machine: ``task.create``, then its first move out of
-    ``received``, both audited. The task is inserted already in ``to_status`` (one INSERT
-    instead of an INSERT and an UPDATE: intake does this for every task it takes in).
-    """
-    to_status = Status(to_status)
-    if task.id is not None or not can_transition(S.RECEIVED, to_status):
-        raise TransitionError(task, to_status)
-    task.status = to_status
-    db.session.add(task)
-    db.session.flush()
-    record("task.create", object_type="task", object_id=task.id, client_id=task.client_id,
-           actor=actor, after=created, at=at)
-    record("task.transition", object_type="task", object_id=task.id, client_id=task.client_id,
-           actor=actor, from_status=S.RECEIVED.value, to_status=to_status.value, reason=reason,
-           at=at)
-    db.session.flush()  # like every transition: the audit rows are written with the change
-    return task
 
 
 def transition(

@@ -49,6 +49,7 @@ from ..database import compact_sql, is_sqlite
 from ..db_types import new_public_id
 from ..extensions import db
 from ..integrations.hooks import interest_query, note_written
+from ..lifecycle import can_transition
 from ..models import AuditEvent, IdempotencyKey, Sop, Task, TaskType
 from ..models.tasks import priority_order
 from ..vocab import OPEN_STATUSES, Priority, SlaState, Status
@@ -61,6 +62,7 @@ DUPLICATE_WINDOW = timedelta(days=7)
 # Field values that identify "the same request" when the client gave no reference.
 DUPLICATE_FIELDS = ("policy_number", "insured_name")
 DUPLICATE_REASON = "matches an open task received recently"
+assert can_transition(Status.RECEIVED, Status.QUEUED)  # noqa: S101 - what the audit records
 OPEN_STATUS_VALUES = tuple(s.value for s in OPEN_STATUSES)
 
 
@@ -209,7 +211,8 @@ def _task_row(client_id: int, task_type_id: int, priority: str, data: TaskInput,
 
 def _audit_rows(task_id: int, duplicate_of_id: int | None, audit: Mapping[str, Any]
                 ) -> list[dict[str, Any]]:
-    """What ``lifecycle.admit`` records for a new task, and the duplicate flag."""
+    """A new task's audit trail: created, ``received -> queued`` (checked against
+    ``lifecycle.TRANSITIONS`` at import), and the duplicate flag."""
     base = {"at": audit["at"], "actor_id": audit["actor_id"], "client_id": audit["client_id"],
             "object_type": "task", "object_id": task_id, "ip": audit["ip"], "before": None,
             "from_status": None, "to_status": None, "reason": None, "after": None}
