@@ -79,7 +79,7 @@ def seed(database_url: str) -> dict:
 def start(target: str, port: int, env: dict, workers: int) -> subprocess.Popen:
     log = open(f"/tmp/bench_intake_{port}.log", "w")  # noqa: SIM115 - lives with the server
     proc = subprocess.Popen(
-        [GUNICORN, "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}",
+        [GUNICORN, "-w", str(workers), "-k", "sync", "--threads", "1", "-b", f"127.0.0.1:{port}",
          "--backlog", "256", "--max-requests", "0", target],
         cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=log,
     )
