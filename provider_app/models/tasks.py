@@ -188,6 +188,20 @@ class Task(db.Model):
         return value
 
 
+# Intake's duplicate check by fields, for clients who send no reference (intake/insert.py
+# compiles the same expressions): without them it filtered every task the client received
+# that week. PostgreSQL only: SQLite is the single-user run, and its JSON path is a bind
+# parameter there, which an expression index cannot match.
+# The expression is written as PostgreSQL prints it back, so the migration test's schema
+# comparison sees no difference; it is what ``func.lower(Task.fields[name].as_string())``
+# compiles to there.
+for _name in ("policy_number", "insured_name"):
+    Index(f"ix_tasks_client_{_name}", Task.client_id,
+          text(f"lower(((fields ->> '{_name}'::text)::character varying)::text)"),
+          postgresql_where=text(f"(fields ->> '{_name}') IS NOT NULL")).ddl_if(
+        dialect="postgresql")
+
+
 class Document(db.Model):
     """A file attached to a task, stored outside the web root under a generated name."""
 

@@ -4,13 +4,22 @@ what it tells the commit hooks, on both databases."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from provider_app.db_types import utcnow
 from provider_app.intake import service
-from provider_app.intake.insert import DUPLICATE_FIELDS, _postgres_statement, with_defaults
+from provider_app.intake.insert import (
+    DUPLICATE_FIELDS,
+    DUPLICATE_WINDOW,
+    _compiled,
+    _postgres_statement,
+    duplicate_query,
+    with_defaults,
+)
 from provider_app.intake.schemas import load_task
 from provider_app.integrations import hooks
 from provider_app.integrations.models import WebhookEndpoint
@@ -105,3 +114,32 @@ def test_every_statement_shape_fits_psycopg_statement_cache(keyed):
         sql = _postgres_statement(columns, key_names, keyed)
         assert len(sql) <= 4096, (key_names, len(sql))
         assert len(set(re.findall(r"%\((\w+)\)s", sql))) <= 50, key_names
+
+
+@pytest.mark.parametrize("key_names", [("external_ref",), ("policy_number",),
+                                       ("insured_name",), ("insured_name", "policy_number")])
+def test_the_duplicate_check_is_an_index_probe_on_postgresql(app, world, db, key_names):
+    """The check as the write runs it (compiled to PostgreSQL text) reads one of intake's
+    indexes, not every task the client received that week (migrations 0005, 0006)."""
+    if not is_postgres(app):
+        pytest.skip("PostgreSQL plans")
+    db.session.execute(text("""
+        INSERT INTO tasks (public_id, client_id, task_type_id, priority, priority_order,
+                           external_ref, fields, status, source, received_at, updated_at,
+                           escalation_level, rework_count, checklist, version, sla_state)
+        SELECT md5(g::text), :client, :type, 'normal', 2, 'R-' || g,
+               json_build_object('policy_number', 'P-' || g, 'insured_name', 'Insured ' || g),
+               'queued', 'api', now() - (g % 100) * interval '1 hour', now(), 0, 0, '{}', 1,
+               'on_track'
+          FROM generate_series(1, 5000) AS g"""), {"client": world.a.id, "type": world.data.id})
+    db.session.execute(text("ANALYZE tasks"))
+    params = {"client_id": world.a.id, "task_type_id": world.data.id,
+              "since": utcnow() - DUPLICATE_WINDOW,
+              **{f"key_{name}": "x-17" for name in key_names}}
+    sql = _compiled(duplicate_query(key_names))
+    plan = db.session.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}", params)
+    plan = json.dumps(plan.scalar())
+    used = set(re.findall(r'"Index Name": "(\w+)"', plan))
+    wanted = {"ix_tasks_client_external_ref", "ix_tasks_client_policy_number",
+              "ix_tasks_client_insured_name"}
+    assert used and used <= wanted, plan
