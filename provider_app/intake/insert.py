@@ -10,8 +10,9 @@ check matched) and, for the API, its idempotency key:
   of the INSERT, the audit rows and the key are data-modifying CTEs;
 * on SQLite (no data-modifying CTEs) as the same steps, one statement each.
 
-The duplicate check and the SOP lookup are the Core queries ``service`` defines, compiled
-once for PostgreSQL, so each rule has one home. The commit hooks (intake automation,
+The duplicate check and the SOP lookup are Core queries (``duplicate_query``,
+``current_sop_id``) that SQLite runs as they are and PostgreSQL's statement embeds compiled
+once, so each rule has one home. The commit hooks (intake automation,
 webhooks) are told about the audit rows (``hooks.note_written``), so nothing downstream
 can tell a task written here from one flushed by the ORM; on PostgreSQL the statement also
 reads whether the client has rules or endpoints at all (``hooks.interest_query``), so for
@@ -58,6 +59,7 @@ from .schemas import TaskInput
 TASKS = Task.__table__
 AUDIT = AuditEvent.__table__
 KEYS = IdempotencyKey.__table__
+JSON_COLUMNS = frozenset(c.key for c in TASKS.columns if isinstance(c.type, JSON))
 DUPLICATE_WINDOW = timedelta(days=7)
 # Field values that identify "the same request" when the client gave no reference.
 DUPLICATE_FIELDS = ("policy_number", "insured_name")
@@ -277,8 +279,7 @@ def _postgres_statement(columns: tuple[str, ...], key_names: tuple[str, ...],
     duplicate_sql = _compiled(duplicate_query(key_names))
     interest_sql = _compiled(interest_query())
     sop_sql = _compiled(current_sop_id(_bind("task_type_id")).element)
-    json_columns = {c.key for c in TASKS.columns if isinstance(c.type, JSON)}
-    values = ", ".join(f"%({c})s::json" if c in json_columns else f"%({c})s" for c in columns)
+    values = ", ".join(f"%({c})s::json" if c in JSON_COLUMNS else f"%({c})s" for c in columns)
     key_cte = """,
         keyed AS (
             INSERT INTO idempotency_keys (client_id, key, request_hash, task_id, created_at)
@@ -324,8 +325,7 @@ def _postgres_statement(columns: tuple[str, ...], key_names: tuple[str, ...],
 def _write_postgres(row, common, key_names, audit, idempotency):
     columns = tuple(row)
     sql = _postgres_statement(columns, key_names, idempotency is not None)
-    json_columns = {c.key for c in TASKS.columns if isinstance(c.type, JSON)}
-    params = {**common, **{c: json.dumps(v) if c in json_columns else v
+    params = {**common, **{c: json.dumps(v) if c in JSON_COLUMNS else v
                                     for c, v in row.items()},
               "at": audit["at"], "actor_id": audit["actor_id"], "ip": audit["ip"],
               "reason": audit["reason"], "created": json.dumps(audit["created"])}
