@@ -490,7 +490,8 @@ class _DuplicateIndex:
         key = duplicate_key(ref, fields)
         if key is None:
             return None
-        return (type_id, *sorted((k, v.lower() if k == "insured_name" else v)
+        # Field values compare case-insensitively, as insert.duplicate_query does.
+        return (type_id, *sorted((k, v if k == "external_ref" else v.lower())
                                  for k, v in key.items()))
 
     def lookup(self, type_id: int, ref: str | None, fields: dict) -> int | None:

@@ -295,3 +295,14 @@ def test_nothing_is_written_for_a_refused_upload(client, world, db, redis_conn, 
     upload(client, world, mixed)
     assert db.session.scalar(select(func.count()).select_from(CsvImport)
                              .where(CsvImport.client_id == world.a.id)) == 1
+
+
+def test_bulk_matches_duplicate_fields_as_intake_does():
+    """Policy number and insured compare case-insensitively in a CSV lot too (as
+    ``insert.duplicate_query`` does for single tasks); a reference compares exactly."""
+    from provider_app.intake.bulk import _DuplicateIndex
+
+    key = _DuplicateIndex.key
+    assert key(1, None, {"policy_number": "AB-1", "insured_name": "Acme"}) == key(
+        1, None, {"policy_number": "ab-1", "insured_name": "ACME"})
+    assert key(1, "Ref-1", {}) != key(1, "REF-1", {})
