@@ -122,7 +122,8 @@ def test_the_duplicate_check_is_an_index_probe_on_postgresql(app, world, db, key
     """The check as the write runs it (compiled to PostgreSQL text) reads one of intake's
     indexes, not every task the client received that week (migrations 0005, 0006)."""
     if not is_postgres(app):
-        pytest.skip("PostgreSQL plans")
+        pytest.skip("checks PostgreSQL query plans of PostgreSQL-only indexes (migration 0006); "
+                    "the PostgreSQL pass of make test runs it")
     db.session.execute(text("""
         INSERT INTO tasks (public_id, client_id, task_type_id, priority, priority_order,
                            external_ref, fields, status, source, received_at, updated_at,
