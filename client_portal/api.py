@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from provider_app.access import api_route, current_client_id, get_scoped_or_404, public, scoped
 from provider_app.conversation import ConversationError, answer_info, post_message
 from provider_app.errors import json_error
-from provider_app.extensions import csrf, db, limiter
+from provider_app.extensions import csrf, db
 from provider_app.intake import bulk, documents, idempotency, service
 from provider_app.intake.fields import specs_from
 from provider_app.intake.insert import NewTask
@@ -40,12 +40,11 @@ from provider_app.intake.schemas import (
 from provider_app.models import Client, Document, JobProgress, Task
 from provider_app.vocab import Status
 
-from .api_auth import rate_limit_key
 from .openapi import build_spec, operation
 
 bp = Blueprint("api", __name__)
 csrf.exempt(bp)  # bearer-token callers; session callers must send X-CSRFToken (api_auth)
-limiter.limit(lambda: current_app.config["TOKEN_RATE_LIMIT"], key_func=rate_limit_key)(bp)
+# Rate limit: per credential, in api_auth.authenticate_api (every api_route).
 
 _QUERY = TaskListQuerySchema(unknown=EXCLUDE)
 _MESSAGE = MessageInputSchema()

@@ -1,17 +1,23 @@
-"""Authentication for the JSON API: a client's bearer token or a client user's session."""
+"""Authentication for the JSON API: a client's bearer token or a client user's session,
+after the per-credential rate limit."""
 
 from __future__ import annotations
 
 import hashlib
+import time
+from functools import cache
 
-from flask import g, jsonify, request
+from flask import current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import STRATEGIES, RateLimiter
 from wtforms.validators import ValidationError
 
 from provider_app.accounts import token_client
 from provider_app.audit import record
-from provider_app.extensions import db
+from provider_app.extensions import db, limiter
 from provider_app.vocab import Role
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -33,8 +39,67 @@ def rate_limit_key() -> str:
     return "ip:" + (request.remote_addr or "unknown")
 
 
+class CredentialLimit:
+    """``TOKEN_RATE_LIMIT`` per credential on every API route, counted in flask-limiter's
+    storage (so ``limiter.enabled`` and ``limiter.reset()`` govern it too) and in this
+    process's memory while that storage is unreachable.
+
+    One ``limits`` hit instead of flask-limiter's per-request machinery (resolving
+    decorated, blueprint and default limits and exemptions), which cost the API more CPU
+    than the token check itself (docs/PERFORMANCE.md, intake).
+    """
+
+    RETRY_STORAGE_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._strategies: dict[int, RateLimiter] = {}
+        self._memory: RateLimiter | None = None
+        self._storage_down_until = 0.0
+
+    def _strategy(self) -> RateLimiter:
+        name = current_app.config.get("RATELIMIT_STRATEGY", "fixed-window")
+        if time.monotonic() < self._storage_down_until:
+            if self._memory is None:
+                self._memory = STRATEGIES[name](MemoryStorage())
+            return self._memory
+        storage = limiter.storage
+        strategy = self._strategies.get(id(storage))
+        if strategy is None:  # one per storage: tests build apps on different ones
+            strategy = self._strategies[id(storage)] = STRATEGIES[name](storage)
+        return strategy
+
+    def refusal(self):
+        """None if the caller may go on, else the 429 answer (with ``Retry-After``)."""
+        if not (limiter.enabled and limiter.initialized):
+            return None
+        item = _parsed(current_app.config["TOKEN_RATE_LIMIT"])
+        key = rate_limit_key()
+        strategy = self._strategy()
+        try:
+            if strategy.hit(item, key, "api"):
+                return None
+            reset_at = strategy.get_window_stats(item, key, "api").reset_time
+        except Exception:  # storage unreachable: count in memory for a while
+            current_app.logger.warning("rate limit storage unreachable; counting in memory")
+            self._storage_down_until = time.monotonic() + self.RETRY_STORAGE_SECONDS
+            return self.refusal()
+        response = _error(429, str(item))
+        response.headers["Retry-After"] = str(max(1, int(reset_at - time.time())))
+        return response
+
+
+@cache
+def _parsed(text: str) -> RateLimitItem:
+    return parse(text)
+
+
+credential_limit = CredentialLimit()
+
+
 def authenticate_api(roles: frozenset[Role]):
-    """Set ``g.api_client_id`` for the caller or answer 401/403 as JSON."""
+    """Set ``g.api_client_id`` for the caller or answer 401/403/429 as JSON."""
+    if (refused := credential_limit.refusal()) is not None:
+        return refused
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, value = header.partition(" ")

@@ -46,6 +46,13 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.session_protection = "strong"
     csrf.init_app(app)
     limiter.init_app(app)
+    # Every limit here is a view decorator (sign-in, code step, reset: checked when the
+    # view runs) or the API's per-credential limit (client_portal.api_auth); no default,
+    # application or blueprint limits. flask-limiter's before-request pass would evaluate
+    # none of them on every request, at a cost the API measured (docs/PERFORMANCE.md).
+    hooks = app.before_request_funcs.get(None, [])
+    if limiter._check_request_limit in hooks:  # absent when the limiter is off
+        hooks.remove(limiter._check_request_limit)
     access.init_app(app)
     security_headers.init_app(app)
     templating.init_app(app)

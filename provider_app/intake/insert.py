@@ -54,7 +54,7 @@ from ..lifecycle import can_transition
 from ..models import AuditEvent, IdempotencyKey, Sop, Task, TaskType
 from ..models.tasks import priority_order
 from ..vocab import OPEN_STATUSES, Priority, SlaState, Status
-from .schemas import TaskInput
+from .schemas import TaskInput, TypeRef
 
 TASKS = Task.__table__
 AUDIT = AuditEvent.__table__
@@ -126,7 +126,7 @@ class NewTask:
 
     id: int
     public_id: str
-    task_type: TaskType
+    task_type: TaskType | TypeRef
     priority: str
     external_ref: str | None
     state: str | None

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from marshmallow import Schema, ValidationError, validate, validates_schema
 from marshmallow import fields as ma
@@ -64,11 +64,20 @@ def flatten_errors(messages: Any, prefix: str = "") -> ErrorMap:
     return {prefix or "_body": [str(messages)]}
 
 
+class TypeRef(NamedTuple):
+    """The columns of a task type that intake reads; the API's type lookup returns this
+    instead of a ``TaskType`` (``service.TypeLookup``), the portal the model itself."""
+
+    id: int
+    code: str
+    intake_schema: list | None
+
+
 @dataclass(frozen=True, slots=True)
 class TaskInput:
     """A validated task request, whatever channel it came through."""
 
-    task_type: TaskType
+    task_type: TaskType | TypeRef
     priority: str
     external_ref: str | None
     state: str | None
@@ -108,7 +117,7 @@ def _input_schema(code: str, fingerprint: str) -> Schema:
     return type(f"{code}TaskInput", (TaskEnvelopeSchema,), attrs)()
 
 
-def input_schema(task_type: TaskType) -> Schema:
+def input_schema(task_type: TaskType | TypeRef) -> Schema:
     """The full body schema for one task type (cached until its intake_schema changes)."""
     return _input_schema(task_type.code, json.dumps(task_type.intake_schema or [], sort_keys=True))
 
@@ -116,7 +125,9 @@ def input_schema(task_type: TaskType) -> Schema:
 _ENVELOPE = TaskEnvelopeSchema()
 
 
-def load_task(payload: Any, find_type: Callable[[str], TaskType | None]) -> TaskInput:
+def load_task(
+    payload: Any, find_type: Callable[[str], TaskType | TypeRef | None]
+) -> TaskInput:
     """Validate a JSON task body; raises IntakeInvalid with every problem at once."""
     if not isinstance(payload, Mapping):
         raise IntakeInvalid({"_body": ["Send a JSON object."]}, "The body must be a JSON object.")

@@ -28,7 +28,7 @@ from ..models import Client, Sop, Task, TaskType, User
 from ..vocab import Status
 from . import documents
 from .insert import NewTask, insert_task
-from .schemas import TaskInput
+from .schemas import TaskInput, TypeRef
 
 ASSIGN_JOB = JOB_PATH  # the batch assignment every new task asks for (request_run)
 
@@ -50,22 +50,24 @@ def find_task_type(code: str) -> TaskType | None:
 class TypeLookup:
     """``find_task_type`` for one client's new task that also reads the client's clock
     terms for the type in the same query (``sla.clock.type_and_terms_statement``): the API
-    takes hundreds of tasks a second, and this saves a round trip on each. Pass it to
-    ``load_task`` as the finder, then to ``take_task``."""
+    takes hundreds of tasks a second, and this saves a round trip on each. It answers a
+    ``TypeRef`` (plain columns, no ORM object). Pass it to ``load_task`` as the finder,
+    then to ``take_task``."""
 
     def __init__(self, client_id: int) -> None:
         self.client_id = client_id
         self.at = utcnow()  # the task's receipt: the terms are the ones in force then
         self._row: Any = None
 
-    def __call__(self, code: str) -> TaskType | None:
-        self._row = db.session.execute(type_and_terms_statement(), {
+    def __call__(self, code: str) -> TypeRef | None:
+        self._row = db.session.connection().execute(type_and_terms_statement(), {  # Core
             "code": code.upper(), "client_id": self.client_id, "on": self.at.date()}).first()
-        return None if self._row is None else self._row[0]
+        row = self._row
+        return None if row is None else TypeRef(row.id, row.code, row.intake_schema)
 
-    def terms(self, task_type: TaskType, priority: str) -> ClockTerms | None:
+    def terms(self, task_type: TaskType | TypeRef, priority: str) -> ClockTerms | None:
         """The terms read for ``task_type`` (None if it was not the type looked up)."""
-        if self._row is None or self._row[0] is not task_type:
+        if self._row is None or self._row.id != task_type.id:
             return None
         return terms_from_row(self._row, priority)
 

@@ -29,7 +29,6 @@ from marshmallow import Schema
 from marshmallow import fields as ma
 from sqlalchemy import select
 
-from client_portal.api_auth import rate_limit_key
 from client_portal.openapi import operation
 from provider_app.access import (
     api_route,
@@ -40,7 +39,7 @@ from provider_app.access import (
     scoped,
 )
 from provider_app.errors import json_error
-from provider_app.extensions import csrf, db, limiter
+from provider_app.extensions import csrf, db
 from provider_app.models import Client, JobProgress, TaskType
 from provider_app.vocab import Role
 
@@ -55,8 +54,7 @@ from .period import Period, parse_range
 
 bp = Blueprint("reports", __name__, template_folder="../templates")
 api_bp = Blueprint("reports_api", __name__)
-csrf.exempt(api_bp)  # bearer-token callers; GET only
-limiter.limit(lambda: current_app.config["TOKEN_RATE_LIMIT"], key_func=rate_limit_key)(api_bp)
+csrf.exempt(api_bp)  # bearer-token callers; GET only; rate-limited in authenticate_api
 
 
 def _client() -> Client:
