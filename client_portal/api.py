@@ -7,7 +7,7 @@ generated from). Every route is scoped to the caller's client; a foreign id is 4
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 from flask_login import current_user
 from marshmallow import EXCLUDE, ValidationError
 from sqlalchemy import select
@@ -53,7 +53,10 @@ _JOB = JobSchema()
 
 
 def _actor():
-    """The signed-in client user, or None for a token (audit shows no person)."""
+    """The signed-in client user, or None for a token (audit shows no person; a token
+    caller has no session, so its user is not even looked for)."""
+    if g.get("api_token_id") is not None:
+        return None
     return current_user if current_user.is_authenticated else None
 
 

@@ -9,11 +9,12 @@ from functools import cache
 from typing import NamedTuple
 
 from flask import current_app, url_for
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from sla.models import OutboxEmail
 
 from .audit import record
+from .database import HotQuery
 from .db_types import utcnow
 from .extensions import db
 from .models import ApiToken, Client, PasswordResetToken, User, UserRole
@@ -210,17 +211,17 @@ def issue_token(
     return plain, token
 
 
-@cache
-def _live_token_by_hash() -> Select:
-    # Built once: every API request runs it (see sla.clock._terms_statement).
-    return select(ApiToken.id, ApiToken.client_id, ApiToken.last_used_at).where(
-        ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
-
-
 class LiveToken(NamedTuple):
     id: int
     client_id: int
     last_used_at: datetime | None
+
+
+@cache
+def _live_token_by_hash() -> HotQuery:
+    # Built once: every API request runs it.
+    return HotQuery(select(ApiToken.id, ApiToken.client_id, ApiToken.last_used_at).where(
+        ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None)))
 
 
 def token_client(plain: str) -> LiveToken | None:
@@ -228,8 +229,7 @@ def token_client(plain: str) -> LiveToken | None:
 
     Plain columns, no ORM object: every API call runs this before anything else.
     """
-    row = db.session.connection().execute(  # Core: no ORM layer
-        _live_token_by_hash(), {"token_hash": _digest(plain)}).first()
+    row = _live_token_by_hash().first({"token_hash": _digest(plain)})
     if row is None:
         return None
     now = utcnow()

@@ -7,10 +7,14 @@ back when it fails, so a failed request leaves nothing half-written.
 from __future__ import annotations
 
 import re
+from collections import namedtuple
+from typing import Any
 
 from flask import Flask, Response
-from sqlalchemy import event
+from sqlalchemy import Select, event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from .extensions import db
 
@@ -43,6 +47,59 @@ def compact_sql(sql: str) -> str:
     on every execution costs more than running it."""
     sql = re.sub(r"\s+", " ", sql)
     return re.sub(r"\s*([()])\s*", r"\1", sql).strip()
+
+
+def postgres_text(stmt: Select) -> str:
+    """A Core query as PostgreSQL text for psycopg: its own constants (IN lists, LIMIT)
+    written in as literals, its bind parameters as ``%(name)s`` placeholders."""
+    compiled = stmt.compile(dialect=postgresql.psycopg.dialect(),
+                            compile_kwargs={"render_postcompile": True})
+    sql = compiled.string
+    for name, value in compiled.params.items():
+        if value is not None:
+            literal = str(value) if isinstance(value, int) else "'{}'".format(
+                str(value).replace("'", "''"))
+            sql = re.sub(rf"%\({name}\)s(::\w+)?", literal, sql)
+    return sql
+
+
+def driver_execute(sql: str, params: dict[str, Any]) -> Any:
+    """Run PostgreSQL text on the session's own psycopg connection, inside its transaction
+    (a psycopg cursor comes back; a driver error is raised as SQLAlchemy's).
+
+    For the few statements every API call runs: SQLAlchemy's per-execution work
+    (compiled-cache lookup, result metadata, type processors) costs more client CPU than
+    the statement (docs/PERFORMANCE.md, intake). Statements run here bypass SQLAlchemy's
+    cursor events, so ``SLOW_QUERY_MS`` does not see them."""
+    connection = db.session.connection()
+    try:
+        return connection.connection.driver_connection.execute(sql, params)
+    except connection.dialect.loaded_dbapi.Error as exc:
+        # As SQLAlchemy would raise it (IntegrityError, OperationalError...), so callers
+        # catch one family of errors whichever way the statement ran.
+        raise DBAPIError.instance(sql, params, exc, connection.dialect.loaded_dbapi.Error,
+                                  hide_parameters=True, dialect=connection.dialect) from exc
+
+
+class HotQuery:
+    """A one-row read that every API call runs: on PostgreSQL compiled once and run with
+    ``driver_execute``, on SQLite through Core. Either way the row comes back as the same
+    named tuple (the statement's column names), with the values the model's types give
+    (psycopg loads JSON, timestamptz and floats as SQLAlchemy would)."""
+
+    def __init__(self, stmt: Select) -> None:
+        self.stmt = stmt
+        self.row = namedtuple("Row", stmt.selected_columns.keys())
+        self._sql: str | None = None
+
+    def first(self, params: dict[str, Any]) -> Any:
+        if is_sqlite():
+            found = db.session.connection().execute(self.stmt, params).first()
+        else:
+            if self._sql is None:
+                self._sql = compact_sql(postgres_text(self.stmt))
+            found = driver_execute(self._sql, params).fetchone()
+        return None if found is None else self.row._make(found)
 
 
 def is_sqlite() -> bool:

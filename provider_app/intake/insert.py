@@ -22,7 +22,6 @@ most clients the commit asks nothing more.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,12 +40,11 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.dialects import postgresql
 
 from sla.clock import ClockTerms, clock_columns
 
 from ..audit import request_ip
-from ..database import compact_sql, is_sqlite
+from ..database import compact_sql, driver_execute, is_sqlite, postgres_text
 from ..db_types import new_public_id
 from ..extensions import db
 from ..integrations.hooks import interest_query, note_written
@@ -256,29 +254,15 @@ def _write_sqlite(row, common, key_names, audit, idempotency):
 # --- PostgreSQL: one statement ------------------------------------------------------------
 
 
-def _compiled(stmt: Select) -> str:
-    """A Core query as PostgreSQL text: its own constants (IN lists, LIMIT) written in as
-    literals, its bind parameters as %(name)s placeholders for the caller's values."""
-    compiled = stmt.compile(dialect=postgresql.psycopg.dialect(),
-                            compile_kwargs={"render_postcompile": True})
-    sql = compiled.string
-    for name, value in compiled.params.items():
-        if value is not None:
-            literal = str(value) if isinstance(value, int) else "'{}'".format(
-                str(value).replace("'", "''"))
-            sql = re.sub(rf"%\({name}\)s(::\w+)?", literal, sql)
-    return sql
-
-
 @cache
 def _postgres_statement(columns: tuple[str, ...], key_names: tuple[str, ...],
                         keyed: bool) -> str:
     """The statement for one shape of row, duplicate key and idempotency, compacted so
     psycopg caches its parsing (test_intake_insert checks the size stays under the limit).
     """
-    duplicate_sql = _compiled(duplicate_query(key_names))
-    interest_sql = _compiled(interest_query())
-    sop_sql = _compiled(current_sop_id(_bind("task_type_id")).element)
+    duplicate_sql = postgres_text(duplicate_query(key_names))
+    interest_sql = postgres_text(interest_query())
+    sop_sql = postgres_text(current_sop_id(_bind("task_type_id")).element)
     values = ", ".join(f"%({c})s::json" if c in JSON_COLUMNS else f"%({c})s" for c in columns)
     key_cte = """,
         keyed AS (
@@ -331,6 +315,7 @@ def _write_postgres(row, common, key_names, audit, idempotency):
               "reason": audit["reason"], "created": json.dumps(audit["created"])}
     if idempotency is not None:
         params["idempotency_key"], params["request_hash"] = idempotency
-    result = db.session.connection().exec_driver_sql(sql, params).one()
-    return (result.id, result.duplicate_of_id, result.duplicate_public_id,
-            [tuple(r) for r in result.audit], (result.with_rules, result.with_endpoints))
+    task_id, duplicate_of_id, duplicate_public_id, audit_rows, with_rules, with_endpoints = (
+        driver_execute(sql, params).fetchone())
+    return (task_id, duplicate_of_id, duplicate_public_id, [tuple(r) for r in audit_rows],
+            (with_rules, with_endpoints))

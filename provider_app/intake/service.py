@@ -21,6 +21,7 @@ from sla.clock import ClockTerms, terms_from_row, type_and_terms_statement
 
 from ..assignment.batch import JOB_PATH, request_run
 from ..audit import actor_id_of
+from ..database import HotQuery
 from ..db_types import utcnow
 from ..extensions import db
 from ..lifecycle import transition
@@ -47,6 +48,11 @@ def find_task_type(code: str) -> TaskType | None:
     return db.session.scalar(_task_type_by_code(), {"code": code.upper()})
 
 
+@cache
+def _type_and_terms() -> HotQuery:
+    return HotQuery(type_and_terms_statement())
+
+
 class TypeLookup:
     """``find_task_type`` for one client's new task that also reads the client's clock
     terms for the type in the same query (``sla.clock.type_and_terms_statement``): the API
@@ -60,8 +66,8 @@ class TypeLookup:
         self._row: Any = None
 
     def __call__(self, code: str) -> TypeRef | None:
-        self._row = db.session.connection().execute(type_and_terms_statement(), {  # Core
-            "code": code.upper(), "client_id": self.client_id, "on": self.at.date()}).first()
+        self._row = _type_and_terms().first({
+            "code": code.upper(), "client_id": self.client_id, "on": self.at.date()})
         row = self._row
         return None if row is None else TypeRef(row.id, row.code, row.intake_schema)
 

@@ -10,12 +10,12 @@ import re
 import pytest
 from sqlalchemy import select, text
 
+from provider_app.database import postgres_text
 from provider_app.db_types import utcnow
 from provider_app.intake import service
 from provider_app.intake.insert import (
     DUPLICATE_FIELDS,
     DUPLICATE_WINDOW,
-    _compiled,
     _postgres_statement,
     duplicate_query,
     with_defaults,
@@ -137,7 +137,7 @@ def test_the_duplicate_check_is_an_index_probe_on_postgresql(app, world, db, key
     params = {"client_id": world.a.id, "task_type_id": world.data.id,
               "since": utcnow() - DUPLICATE_WINDOW,
               **{f"key_{name}": "x-17" for name in key_names}}
-    sql = _compiled(duplicate_query(key_names))
+    sql = postgres_text(duplicate_query(key_names))
     plan = db.session.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}", params)
     plan = json.dumps(plan.scalar())
     used = set(re.findall(r'"Index Name": "(\w+)"', plan))
