@@ -7,13 +7,14 @@ generated from). Every route is scoped to the caller's client; a foreign id is 4
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
+from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from flask_login import current_user
 from marshmallow import EXCLUDE, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from provider_app.access import api_route, current_client_id, get_scoped_or_404, public, scoped
+from provider_app.audit import actor_id_of
 from provider_app.conversation import ConversationError, answer_info, post_message
 from provider_app.errors import json_error
 from provider_app.extensions import csrf, db
@@ -53,11 +54,8 @@ _JOB = JobSchema()
 
 
 def _actor():
-    """The signed-in client user, or None for a token (audit shows no person; a token
-    caller has no session, so its user is not even looked for)."""
-    if g.get("api_token_id") is not None:
-        return None
-    return current_user if current_user.is_authenticated else None
+    """The signed-in client user, or None for a token (audit shows no person)."""
+    return None if actor_id_of(None) is None else current_user
 
 
 def _task_options():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -31,8 +31,8 @@ def actor_id_of(actor: User | None) -> int | None:
     tokens and jobs)."""
     if actor is not None:
         return actor.id
-    if not has_request_context():
-        return None
+    if not has_request_context() or g.get("api_token_id") is not None:
+        return None  # a token acts for its client, not a person (and has no session)
     user = current_user
     return user.id if getattr(user, "is_authenticated", False) else None
 
