@@ -72,8 +72,12 @@ class RedisSessionStore(RedisSessionInterface):
     limit (the absolute limit and a password change still end it).
     """
 
-    def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+    def open_session(self, app: Flask, request: Request) -> ServerSideSession | None:
         raw = request.cookies.get(self.get_cookie_name(app), "")
+        if not raw and "Authorization" in request.headers:
+            # A bearer-token call has no session: None makes Flask use a null session
+            # (reads see it empty, writes raise) and save nothing at the end.
+            return None
         if not raw.startswith(FALLBACK_PREFIX):
             return super().open_session(app, request)
         idle = app.config["SESSION_IDLE_MINUTES"] * 60

@@ -142,16 +142,21 @@ class NewTask:
     documents: tuple = field(default=())
 
 
+@cache
+def _python_defaults(table: Table) -> tuple[tuple[str, Any], ...]:
+    return tuple((c.key, c.default) for c in table.columns
+                 if c.default is not None and not c.primary_key)
+
+
 def with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fill the model's Python-side column defaults the rows leave out (COPY and
     hand-written INSERTs see no Python defaults, and every row must carry the same columns)."""
     missing: dict[str, Any] = {}
-    for column in table.columns:
-        if column.key in rows[0] or column.primary_key or column.default is None:
+    for key, default in _python_defaults(table):
+        if key in rows[0]:
             continue
-        default = column.default
         value = default.arg if default.is_scalar else default.arg(None)
-        missing[column.key] = getattr(value, "value", value)  # enum members as plain text
+        missing[key] = getattr(value, "value", value)  # enum members as plain text
     return [{**missing, **row} for row in rows] if missing else rows
 
 

@@ -8,7 +8,7 @@ from provider_app.models import AuditEvent
 from provider_app.sessions import store_key
 from provider_app.vocab import Role
 from tests.conftest import CSRF_RAW
-from tests.factories import gen_client, gen_user
+from tests.factories import gen_client, gen_token, gen_user
 
 
 def _sid(client) -> str | None:
@@ -141,3 +141,13 @@ def test_a_session_used_on_the_api_obeys_the_idle_limit(client, db, redis_conn):
     assert response.json == {"error": "your session has ended; sign in again"}
     assert db.session.scalar(select(AuditEvent.reason).where(
         AuditEvent.action == "auth.session_expired", AuditEvent.object_id == user.id)) == "idle"
+
+
+def test_a_bearer_token_call_has_no_session(client, redis_conn):
+    """A token call opens no server-side session: no cookie, nothing written to Redis."""
+    token = gen_token(gen_client())
+    before = set(redis_conn.scan_iter("*session*"))
+    response = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    assert set(redis_conn.scan_iter("*session*")) == before
