@@ -11,8 +11,10 @@ from flask import current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
 from limits import RateLimitItem, parse
+from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import STRATEGIES, RateLimiter
+from redis.exceptions import RedisError
 from wtforms.validators import ValidationError
 
 from provider_app.accounts import token_client
@@ -79,7 +81,7 @@ class CredentialLimit:
             if strategy.hit(item, key, "api"):
                 return None
             reset_at = strategy.get_window_stats(item, key, "api").reset_time
-        except Exception:  # storage unreachable: count in memory for a while
+        except (StorageError, RedisError):  # storage unreachable: count in memory a while
             current_app.logger.warning("rate limit storage unreachable; counting in memory")
             self._storage_down_until = time.monotonic() + self.RETRY_STORAGE_SECONDS
             return self.refusal()
