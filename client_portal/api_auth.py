@@ -54,7 +54,7 @@ class CredentialLimit:
     RETRY_STORAGE_SECONDS = 30.0
 
     def __init__(self) -> None:
-        self._strategies: dict[int, RateLimiter] = {}
+        self._shared: RateLimiter | None = None
         self._memory: RateLimiter | None = None
         self._storage_down_until = 0.0
 
@@ -64,11 +64,10 @@ class CredentialLimit:
             if self._memory is None:
                 self._memory = STRATEGIES[name](MemoryStorage())
             return self._memory
-        storage = limiter.storage
-        strategy = self._strategies.get(id(storage))
-        if strategy is None:  # one per storage: tests build apps on different ones
-            strategy = self._strategies[id(storage)] = STRATEGIES[name](storage)
-        return strategy
+        if self._shared is None or self._shared.storage is not limiter.storage:
+            # Built again when the limiter is bound to another storage (tests' apps).
+            self._shared = STRATEGIES[name](limiter.storage)
+        return self._shared
 
     def refusal(self):
         """None if the caller may go on, else the 429 answer (with ``Retry-After``)."""
