@@ -17,11 +17,13 @@ from sqlalchemy import create_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from provider_app.database import check_pooled_connections  # noqa: E402
 from provider_app.db_types import utcnow  # noqa: E402
 from provider_app.models import Task  # noqa: E402
 from provider_app.settings import normalise_database_url  # noqa: E402
 
-engine = create_engine(normalise_database_url(os.environ["DATABASE_URL"]), pool_pre_ping=True)
+engine = create_engine(normalise_database_url(os.environ["DATABASE_URL"]))
+check_pooled_connections(engine, 30)  # the app's own pool check (provider_app/database.py)
 TASKS = Task.__table__
 CLIENT_ID = int(os.environ["BENCH_CLIENT_ID"])
 TASK_TYPE_ID = int(os.environ["BENCH_TASK_TYPE_ID"])

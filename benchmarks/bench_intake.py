@@ -235,6 +235,12 @@ def main() -> None:
             for name, _target, port, path, headers, body in targets:
                 rounds[name].append(load(port, path, headers, body, args.seconds / args.rounds,
                                          args.clients, args.warmup if index == 0 else 0.5))
+        # No RQ worker runs here: the assignment run the tasks asked for waits in Redis,
+        # one for all of them (the once key; the trigger window of job_triggers.py).
+        from redis import Redis
+        from rq import Queue
+
+        waiting_runs = Queue("default", connection=Redis.from_url(REDIS)).count
     finally:
         for proc in servers:
             proc.terminate()
@@ -257,6 +263,8 @@ def main() -> None:
             f"{name} {ms:.2f} ms" for name, ms in r["cpu_ms"].items()))
     floor = results["bare insert (floor)"]["rps"]
     intake = results["POST /api/v1/tasks"]["rps"]
+    print(f"assignment runs waiting for a worker: {waiting_runs} "
+          f"(asked for by {results['POST /api/v1/tasks']['ok']} new tasks)")
     print(f"ratio intake / floor: {100 * intake / floor:.0f} % (target >= 50 %)")
 
 

@@ -7,6 +7,8 @@ back when it fails, so a failed request leaves nothing half-written.
 from __future__ import annotations
 
 import re
+import select
+import time
 from collections import namedtuple
 from typing import Any
 
@@ -14,7 +16,7 @@ from flask import Flask, Response
 from sqlalchemy import Select, event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 
 from .extensions import db
 
@@ -39,6 +41,50 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN")
+
+
+def check_pooled_connections(engine: Engine, recheck_after: float) -> None:
+    """Ping a pooled PostgreSQL connection at checkout only when it may have died unseen.
+
+    ``pool_pre_ping`` pings on every checkout: one more round trip per request, about
+    3 points of the intake benchmark's ratio (docs/PERFORMANCE.md). Like PgBouncer's
+    ``server_check_delay`` (30 s by default), a connection back in the pool for less than
+    ``recheck_after`` seconds is handed out as it is, unless its socket has something to
+    read: an idle PostgreSQL connection is sent nothing unless the server is closing it
+    (restart, failover, ``pg_terminate_backend``, idle timeout), so a readable socket is
+    the free sign that it is gone. Then, and after a longer rest (a firewall may have
+    dropped it silently), the dialect's ping runs; a dead connection raises
+    ``InvalidatePoolError``, which makes the pool replace it and every connection older
+    than it, as ``pool_pre_ping`` does.
+    """
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _mark_known_good(_dbapi_connection, record) -> None:
+        if record is not None:
+            record.info["known_good_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection, record, _proxy) -> None:
+        known_good = record.info.get("known_good_at")
+        if (known_good is not None and time.monotonic() - known_good < recheck_after
+                and not _sent_something(dbapi_connection)):
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise InvalidatePoolError(f"pooled connection lost: {exc}") from exc
+            raise
+
+
+def _sent_something(dbapi_connection: Any) -> bool:
+    """True when an idle psycopg connection's socket is readable (or is gone)."""
+    try:
+        fd = dbapi_connection.pgconn.socket
+        return bool(select.select([fd], [], [], 0)[0])
+    except Exception:  # closed by psycopg, or not a psycopg connection: ping to find out
+        return True
 
 
 def compact_sql(sql: str) -> str:
@@ -72,13 +118,19 @@ def driver_execute(sql: str, params: dict[str, Any]) -> Any:
     the statement (docs/PERFORMANCE.md, intake). Statements run here bypass SQLAlchemy's
     cursor events, so ``SLOW_QUERY_MS`` does not see them."""
     connection = db.session.connection()
+    driver_connection = connection.connection.driver_connection
     try:
-        return connection.connection.driver_connection.execute(sql, params)
+        return driver_connection.execute(sql, params)
     except connection.dialect.loaded_dbapi.Error as exc:
         # As SQLAlchemy would raise it (IntegrityError, OperationalError...), so callers
-        # catch one family of errors whichever way the statement ran.
+        # catch one family of errors whichever way the statement ran; a lost connection
+        # is thrown away, not put back in the pool.
+        lost = connection.dialect.is_disconnect(exc, driver_connection, None)
+        if lost:
+            connection.invalidate(exc)
         raise DBAPIError.instance(sql, params, exc, connection.dialect.loaded_dbapi.Error,
-                                  hide_parameters=True, dialect=connection.dialect) from exc
+                                  hide_parameters=True, dialect=connection.dialect,
+                                  connection_invalidated=lost) from exc
 
 
 class HotQuery:
@@ -111,6 +163,8 @@ def init_app(app: Flask) -> None:
         for engine in db.engines.values():
             if engine.dialect.name == "sqlite":
                 _tune_sqlite(engine)
+            else:
+                check_pooled_connections(engine, app.config["DATABASE_RECHECK_IDLE_SECONDS"])
 
     @app.after_request
     def _commit_on_success(response: Response) -> Response:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app, has_app_context, has_request_context
 from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -24,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from .extensions import db
+from .job_triggers import Trigger, TriggerCoalescer
 from .metrics import observe_job
 from .redis_connect import connect
 from .request_id import bind_job, current_request_id
@@ -116,7 +117,14 @@ def enqueue_after_commit(func_path: str, *args: Any, queue: str = "default",
     it reads its input, so work committed after that enqueues it again. Intake uses this
     so a burst of new tasks costs one assignment run, not one per task. The key expires
     after ``ONCE_KEY_SECONDS`` in case the job never runs (the periodic run covers that).
+    Such a job takes no arguments. In a web request, when ``JOB_TRIGGER_WINDOW_SECONDS``
+    is above zero, the ``SET NX`` is not made by the request but by the process's trigger
+    thread, once per window for all its commits (:mod:`.job_triggers`, which says why that
+    loses nothing). Jobs and commands send inline: an RQ work horse ends with ``os._exit``,
+    which a thread of its own would not outlive.
     """
+    if once_key and (args or kwargs):
+        raise ValueError("a job enqueued with once_key takes no arguments")
     session = db.session()
     session.connection()  # make sure a transaction exists, so its end is seen
     pending = session.info.setdefault("pending_jobs", [])
@@ -130,13 +138,33 @@ ONCE_KEY_SECONDS = 300
 def _flush_pending_jobs(session: Session) -> None:
     pending = session.info.pop("pending_jobs", [])
     for func_path, args, queue, once_key, kwargs in pending:
+        if (once_key and has_request_context()
+                and current_app.config["JOB_TRIGGER_WINDOW_SECONDS"] > 0):
+            _trigger_coalescer().add((func_path, once_key, queue))
+            continue
         try:
-            if once_key and not redis_connection().set(once_key, 1, nx=True,
-                                                        ex=ONCE_KEY_SECONDS):
-                continue
-            enqueue_now(func_path, *args, queue=queue, **kwargs)
+            if once_key:
+                enqueue_once((func_path, once_key, queue))
+            else:
+                enqueue_now(func_path, *args, queue=queue, **kwargs)
         except Exception:  # Redis down: the periodic catch-up job re-finds the work
             current_app.logger.warning("could not enqueue %s; catch-up will retry", func_path)
+
+
+def enqueue_once(trigger: Trigger) -> None:
+    """Enqueue a once-key job unless its key says a run is already waiting."""
+    func_path, once_key, queue = trigger
+    if redis_connection().set(once_key, 1, nx=True, ex=ONCE_KEY_SECONDS):
+        enqueue_now(func_path, queue=queue)
+
+
+def _trigger_coalescer() -> TriggerCoalescer:
+    app = current_app._get_current_object()
+    coalescer = app.extensions.get("throughline_job_triggers")
+    if coalescer is None:  # setdefault: two threads of one worker may race to make it
+        coalescer = app.extensions.setdefault("throughline_job_triggers", TriggerCoalescer(
+            app, app.config["JOB_TRIGGER_WINDOW_SECONDS"], enqueue_once))
+    return coalescer
 
 
 @event.listens_for(Session, "after_soft_rollback")

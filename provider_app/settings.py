@@ -52,7 +52,9 @@ def from_environment(instance_path: Path) -> dict:
         "SQLALCHEMY_BINDS": (
             {"replica": normalise_database_url(replica_url)} if replica_url else {}
         ),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pool_pre_ping: PostgreSQL connections are checked at checkout when they may
+        # have died unseen (provider_app/database.py: check_pooled_connections).
+        "DATABASE_RECHECK_IDLE_SECONDS": float(env.get("DATABASE_RECHECK_IDLE_SECONDS", "30")),
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "UPLOAD_DIR": env.get("UPLOAD_DIR", str(instance_path / "uploads")),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_UPLOAD_MB", "25")) * 1024 * 1024,
@@ -60,6 +62,9 @@ def from_environment(instance_path: Path) -> dict:
         "SMTP_URL": env.get("SMTP_URL", ""),
         "MAIL_FROM": env.get("MAIL_FROM", "throughline@localhost"),
         "RQ_ASYNC": True,
+        # Once-key job triggers (assignment after intake) are sent once per window per
+        # process, not once per commit (provider_app/job_triggers.py); 0 sends inline.
+        "JOB_TRIGGER_WINDOW_SECONDS": float(env.get("JOB_TRIGGER_WINDOW_SECONDS", "0.05")),
         # Sessions and cookies
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -41,6 +41,7 @@ def test_config(database_url: str, tmp: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": TEST_REDIS_URL,
         "RATELIMIT_ENABLED": False,
+        "JOB_TRIGGER_WINDOW_SECONDS": 0,  # inline, so a test sees the job right after its POST
         "RATELIMIT_STORAGE_URI": "memory://",
         "ARGON2_TIME_COST": 1,
         "ARGON2_MEMORY_COST": 1024,
