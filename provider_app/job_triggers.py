@@ -82,4 +82,7 @@ class TriggerCoalescer:
             self._wake.wait()
             # Let the triggers of the next ``window`` seconds join this pass.
             time.sleep(self._window)
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the thread must outlive any one pass
+                self._app.logger.exception("job trigger pass failed; the next one goes on")
