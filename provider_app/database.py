@@ -79,10 +79,13 @@ def check_pooled_connections(engine: Engine, recheck_after: float) -> None:
 
 
 def _sent_something(dbapi_connection: Any) -> bool:
-    """True when an idle psycopg connection's socket is readable (or is gone)."""
+    """True when an idle psycopg connection's socket is readable (or is gone).
+
+    ``poll``, not ``select``: a busy worker's descriptors can pass ``select``'s 1,024."""
     try:
-        fd = dbapi_connection.pgconn.socket
-        return bool(select.select([fd], [], [], 0)[0])
+        poller = select.poll()
+        poller.register(dbapi_connection.pgconn.socket, select.POLLIN)
+        return bool(poller.poll(0))
     except Exception:  # closed by psycopg, or not a psycopg connection: ping to find out
         return True
 
